@@ -1,0 +1,141 @@
+//! The command line: beanstalkd's flags, with their defaults.
+//!
+//! beanstalkd parses flags getopt-style, so `-VV`, `-p11300` and `-VFz 100`
+//! all work there; [`split_short_flags`] rewrites such arguments into the
+//! one-flag-per-argument form argh understands, so existing unit files and
+//! scripts keep working unchanged.
+
+use argh::FromArgs;
+
+/// The largest job size accepted for -z, as beanstalkd.
+pub const MAX_JOB_SIZE_LIMIT: u64 = 1 << 30;
+
+#[derive(FromArgs, Debug, Default)]
+/// sprout: a work-queue server that speaks the beanstalkd protocol.
+///
+/// Unlike beanstalkd, with no -l it listens on 127.0.0.1 only; use -l 0.0.0.0
+/// to listen on every interface.
+pub struct Args {
+    /// binlog directory (persistence; not available yet)
+    #[argh(option, short = 'b')]
+    pub binlog_dir: Option<String>,
+
+    /// fsync at most once every MS milliseconds (default 50; -f0 fsyncs every write)
+    #[argh(option, short = 'f')]
+    pub fsync_ms: Option<u64>,
+
+    /// never fsync
+    #[argh(switch, short = 'F')]
+    pub no_fsync: bool,
+
+    /// listen on address ADDR (default 127.0.0.1); unix:/path for a unix socket
+    #[argh(option, short = 'l')]
+    pub listen: Option<String>,
+
+    /// listen on port PORT (default 11300)
+    #[argh(option, short = 'p', default = "11300")]
+    pub port: u16,
+
+    /// become user USER after binding
+    #[argh(option, short = 'u')]
+    pub user: Option<String>,
+
+    /// maximum job size in bytes (default 65535, at most 1073741824)
+    #[argh(option, short = 'z', default = "65535")]
+    pub max_job_size: u64,
+
+    /// binlog file size in bytes (default 10485760)
+    #[argh(option, short = 's', default = "10485760")]
+    pub binlog_size: u64,
+
+    /// obsolete, accepted and ignored
+    #[argh(switch, short = 'c')]
+    pub compact: bool,
+
+    /// obsolete, accepted and ignored
+    #[argh(switch, short = 'n')]
+    pub no_compact: bool,
+
+    /// more logging; repeat for more (-VV logs every command)
+    #[argh(switch, short = 'V')]
+    pub verbose: u8,
+
+    /// print the version and exit
+    #[argh(switch, short = 'v')]
+    pub version: bool,
+}
+
+/// Flags that take a value.
+const VALUED: &[u8] = b"bflpuzs";
+
+/// Splits `-VFV` into `-V -F -V` and `-p11300` into `-p 11300`, stopping at
+/// the first argument that is not a short flag, like getopt.
+pub fn split_short_flags(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let bytes = arg.as_bytes();
+        if bytes.len() < 2 || bytes[0] != b'-' || bytes[1] == b'-' {
+            out.push(arg.clone());
+            out.extend(rest.cloned());
+            break;
+        }
+        for (i, &flag) in bytes.iter().enumerate().skip(1) {
+            out.push(format!("-{}", flag as char));
+            if VALUED.contains(&flag) {
+                if i + 1 < bytes.len() {
+                    out.push(arg[i + 1..].to_string());
+                } else if let Some(value) = rest.next() {
+                    out.push(value.clone());
+                }
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(args: &[&str]) -> Vec<String> {
+        split_short_flags(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn getopt_style_arguments() {
+        assert_eq!(split(&["-VV", "-p11300"]), ["-V", "-V", "-p", "11300"]);
+        assert_eq!(
+            split(&["-VFz", "100", "-l", "::1"]),
+            ["-V", "-F", "-z", "100", "-l", "::1"]
+        );
+        assert_eq!(split(&["-f0"]), ["-f", "0"]);
+        assert_eq!(split(&["stray", "-V"]), ["stray", "-V"]);
+        assert_eq!(split(&["--help"]), ["--help"]);
+    }
+
+    #[test]
+    fn parses_beanstalkd_flags() {
+        let argv = split(&[
+            "-l",
+            "127.0.0.1",
+            "-p11301",
+            "-z",
+            "10",
+            "-VV",
+            "-c",
+            "-n",
+            "-s",
+            "4096",
+        ]);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let a = Args::from_args(&["sprout"], &argv).expect("parses");
+        assert_eq!(a.listen.as_deref(), Some("127.0.0.1"));
+        assert_eq!(a.port, 11301);
+        assert_eq!(a.max_job_size, 10);
+        assert_eq!(a.verbose, 2);
+        assert_eq!(a.binlog_size, 4096);
+        assert!(Args::from_args(&["sprout"], &["-q"]).is_err());
+    }
+}

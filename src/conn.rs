@@ -1,0 +1,395 @@
+//! One client connection: its socket, its buffers, and the framing state
+//! machine that cuts the input into command lines and put bodies.
+//!
+//! [`Framer::process`] is pure: it consumes bytes already read, runs complete
+//! commands through the engine, and says whether it needs more input. The
+//! event loop does the reading and writing around it.
+
+use std::io::{self, Read, Write};
+
+use log::trace;
+use memchr::memmem;
+
+use crate::engine::{Engine, Outcome, Sink};
+use crate::job::{ClientId, Nanos};
+use crate::protocol::{self, Command, MAX_LINE, Op, ParseError};
+
+/// Stop handling commands while this much output is waiting to be sent.
+pub const OUTPUT_HIGH_WATER: usize = 1 << 20;
+
+/// Where the framer is in the input stream.
+#[derive(Debug, Default)]
+enum Want {
+    /// A command line.
+    #[default]
+    Line,
+    /// The body of a put, `need` bytes more (CRLF included).
+    Body {
+        id: u64,
+        pri: u32,
+        delay: u32,
+        ttr: u32,
+        created_at: Nanos,
+        body: Vec<u8>,
+        need: usize,
+    },
+    /// Bytes to throw away, then maybe a reply (JOB_TOO_BIG).
+    Skip {
+        left: u64,
+        then: Option<&'static [u8]>,
+    },
+    /// Throw away input up to and including the next CRLF, then maybe a
+    /// reply. `cr` remembers a CR that ended the previous chunk.
+    SkipLine {
+        cr: bool,
+        then: Option<&'static [u8]>,
+    },
+}
+
+/// Why processing stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Every complete command has been handled; more input is needed.
+    NeedInput,
+    /// A reserve is blocked; handle nothing more until it is answered.
+    Waiting,
+    /// Too much output is pending; resume once it drains.
+    OutputFull,
+    /// The client said quit.
+    Quit,
+}
+
+/// The input side of a connection.
+#[derive(Debug, Default)]
+pub struct Framer {
+    /// Bytes read but not yet consumed, from `start` on.
+    input: Vec<u8>,
+    start: usize,
+    want: Want,
+}
+
+impl Framer {
+    /// Appends bytes read from the socket.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.start == self.input.len() {
+            self.input.clear();
+            self.start = 0;
+        }
+        self.input.extend_from_slice(bytes);
+    }
+
+    /// Bytes read but not yet handled.
+    pub fn buffered(&self) -> usize {
+        self.input.len() - self.start
+    }
+
+    /// Handles every complete command in the buffer, in order.
+    pub fn process(
+        &mut self,
+        c: ClientId,
+        engine: &mut Engine,
+        now: Nanos,
+        sink: &mut impl Sink,
+    ) -> Flow {
+        let flow = loop {
+            if engine.is_waiting(c) {
+                break Flow::Waiting;
+            }
+            if sink.out(c).len() >= OUTPUT_HIGH_WATER {
+                break Flow::OutputFull;
+            }
+            match self.step(c, engine, now, sink) {
+                Some(Flow::NeedInput) | None if self.start == self.input.len() => {
+                    break Flow::NeedInput;
+                }
+                Some(flow) => break flow,
+                None => {}
+            }
+        };
+        if self.start == self.input.len() {
+            self.input.clear();
+            self.start = 0;
+            if self.input.capacity() > 64 * 1024 {
+                self.input = Vec::new();
+            }
+        }
+        flow
+    }
+
+    /// Handles one unit of input. `None` means progress was made.
+    fn step(
+        &mut self,
+        c: ClientId,
+        engine: &mut Engine,
+        now: Nanos,
+        sink: &mut impl Sink,
+    ) -> Option<Flow> {
+        let avail = &self.input[self.start..];
+        match &mut self.want {
+            Want::Line => {
+                let window = &avail[..avail.len().min(MAX_LINE)];
+                match memmem::find(window, b"\r\n") {
+                    Some(end) => {
+                        let at = self.start;
+                        self.start += end + 2;
+                        self.command(at, end, c, engine, now, sink)
+                    }
+                    None if avail.len() >= MAX_LINE => {
+                        // Too long to be a command: discard to the end of the line.
+                        self.want = Want::SkipLine {
+                            cr: false,
+                            then: Some(b"BAD_FORMAT\r\n"),
+                        };
+                        None
+                    }
+                    None => Some(Flow::NeedInput),
+                }
+            }
+            Want::SkipLine { cr, then } => {
+                if avail.is_empty() {
+                    return Some(Flow::NeedInput);
+                }
+                let end = if *cr && avail[0] == b'\n' {
+                    Some(1)
+                } else {
+                    memmem::find(avail, b"\r\n").map(|i| i + 2)
+                };
+                match end {
+                    Some(n) => {
+                        self.start += n;
+                        if let Some(reply) = then.take() {
+                            sink.out(c).extend_from_slice(reply);
+                        }
+                        self.want = Want::Line;
+                        None
+                    }
+                    None => {
+                        *cr = avail.last() == Some(&b'\r');
+                        self.start = self.input.len();
+                        Some(Flow::NeedInput)
+                    }
+                }
+            }
+            Want::Skip { left, then } => {
+                let n = (*left).min(avail.len() as u64);
+                self.start += n as usize;
+                *left -= n;
+                if *left > 0 {
+                    return Some(Flow::NeedInput);
+                }
+                if let Some(reply) = then.take() {
+                    sink.out(c).extend_from_slice(reply);
+                }
+                self.want = Want::Line;
+                None
+            }
+            Want::Body { body, need, .. } => {
+                let n = (*need).min(avail.len());
+                body.extend_from_slice(&avail[..n]);
+                *need -= n;
+                self.start += n;
+                if *need > 0 {
+                    return Some(Flow::NeedInput);
+                }
+                let Want::Body {
+                    id,
+                    pri,
+                    delay,
+                    ttr,
+                    created_at,
+                    body,
+                    ..
+                } = std::mem::take(&mut self.want)
+                else {
+                    unreachable!()
+                };
+                if !body.ends_with(b"\r\n") {
+                    // beanstalkd parses whatever follows the declared length
+                    // as commands; we skip to the end of that line instead.
+                    sink.out(c).extend_from_slice(b"EXPECTED_CRLF\r\n");
+                    self.want = Want::SkipLine {
+                        cr: body.last() == Some(&b'\r'),
+                        then: None,
+                    };
+                    return None;
+                }
+                engine.finish_put(
+                    c,
+                    id,
+                    pri,
+                    delay,
+                    ttr,
+                    body.into_boxed_slice(),
+                    created_at,
+                    now,
+                    sink,
+                );
+                None
+            }
+        }
+    }
+
+    /// Parses and runs the command line at `input[at..at + len]`.
+    #[allow(clippy::too_many_arguments)]
+    fn command(
+        &mut self,
+        at: usize,
+        len: usize,
+        c: ClientId,
+        engine: &mut Engine,
+        now: Nanos,
+        sink: &mut impl Sink,
+    ) -> Option<Flow> {
+        let line = &self.input[at..at + len];
+        if log::log_enabled!(log::Level::Trace) {
+            trace!(
+                "client {c}: {}",
+                String::from_utf8_lossy(line).escape_debug()
+            );
+        }
+        match protocol::parse(line, engine.max_job_size()) {
+            Ok(Command::Put {
+                pri,
+                delay,
+                ttr,
+                bytes,
+            }) => {
+                engine.count(Op::Put);
+                let id = engine.begin_put(c);
+                let need = bytes as usize + 2;
+                self.want = Want::Body {
+                    id,
+                    pri,
+                    delay,
+                    ttr,
+                    created_at: now,
+                    body: Vec::with_capacity(need),
+                    need,
+                };
+                None
+            }
+            Ok(cmd) => match engine.execute(c, &cmd, now, sink) {
+                Outcome::Done => None,
+                Outcome::Blocked => Some(Flow::Waiting),
+                Outcome::Close => Some(Flow::Quit),
+            },
+            Err(ParseError::BadFormat { counted, body }) => {
+                if let Some(op) = counted {
+                    engine.count(op);
+                }
+                sink.out(c).extend_from_slice(b"BAD_FORMAT\r\n");
+                if let Some(bytes) = body {
+                    self.want = Want::Skip {
+                        left: bytes as u64 + 2,
+                        then: None,
+                    };
+                }
+                None
+            }
+            Err(ParseError::UnknownCommand) => {
+                sink.out(c).extend_from_slice(b"UNKNOWN_COMMAND\r\n");
+                None
+            }
+            Err(ParseError::JobTooBig { bytes }) => {
+                engine.count(Op::Put);
+                self.want = Want::Skip {
+                    left: bytes as u64 + 2,
+                    then: Some(b"JOB_TOO_BIG\r\n"),
+                };
+                None
+            }
+        }
+    }
+}
+
+/// A client socket, TCP or unix.
+pub enum Stream {
+    Tcp(mio::net::TcpStream),
+    Unix(mio::net::UnixStream),
+}
+
+impl Stream {
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A connection as the event loop keeps it.
+pub struct Conn {
+    pub stream: Stream,
+    pub framer: Framer,
+    /// Replies not yet written, from `sent` on.
+    pub out: Vec<u8>,
+    pub sent: usize,
+    /// The peer will send nothing more.
+    pub eof: bool,
+    /// Close once the output is written (quit).
+    pub closing: bool,
+}
+
+impl Conn {
+    pub fn new(stream: Stream) -> Self {
+        Conn {
+            stream,
+            framer: Framer::default(),
+            out: Vec::new(),
+            sent: 0,
+            eof: false,
+            closing: false,
+        }
+    }
+
+    pub fn pending_output(&self) -> usize {
+        self.out.len() - self.sent
+    }
+
+    /// Writes as much pending output as the socket takes.
+    pub fn flush(&mut self) -> io::Result<()> {
+        while self.sent < self.out.len() {
+            match self.stream.write(&self.out[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.sent == self.out.len() {
+            self.out.clear();
+            if self.out.capacity() > 64 * 1024 {
+                self.out = Vec::new();
+            }
+        } else {
+            // Keep `out` holding only unsent bytes: its length is what
+            // back-pressure measures.
+            self.out.drain(..self.sent);
+        }
+        self.sent = 0;
+        Ok(())
+    }
+}

@@ -1,0 +1,917 @@
+//! The queue engine: every job, tube and connection's queue-side state, and
+//! the rules that move jobs between states.
+//!
+//! The engine does no I/O and reads no clock. The event loop passes `now` in
+//! and hands it a [`Sink`] that receives reply bytes for any connection (the
+//! one that sent the command, or a blocked reserver that a put just served).
+//!
+//! Dispatch does not scan tubes: a tube that has both a ready job and a
+//! waiting connection (and is not paused) sits in the `candidates` heap,
+//! keyed by its best ready job, so matching a job to a waiter is O(log n).
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use slab::Slab;
+
+use crate::heap::Heap;
+use crate::job::{ClientId, Counts, Job, JobKey, NANOS_PER_SEC, Nanos, State, TubeId};
+use crate::protocol::{Command, Op};
+use crate::timer_wheel::{TimerId, TimerWheel};
+use crate::tube::{CandidatePositions, JobPositions, NIL, Registry, URGENT_PRI};
+
+/// How long before a reservation's deadline a waiting reserve answers
+/// DEADLINE_SOON instead of waiting on.
+pub const SAFETY_MARGIN: Nanos = NANOS_PER_SEC;
+
+/// Where replies go.
+pub trait Sink {
+    /// The output buffer of `client`.
+    fn out(&mut self, client: ClientId) -> &mut Vec<u8>;
+    /// `client` was blocked in reserve and has now been answered.
+    fn woken(&mut self, client: ClientId);
+}
+
+/// What became of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The reply is in the sink.
+    Done,
+    /// A reserve is waiting; the reply comes later through [`Sink::woken`].
+    Blocked,
+    /// `quit`: close the connection, no reply.
+    Close,
+}
+
+/// Something the timer wheel wakes the engine for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// A delayed job becomes ready.
+    Delay(JobKey),
+    /// A reservation's TTR runs out.
+    Ttr(JobKey),
+    /// A waiting reserve times out or reaches DEADLINE_SOON.
+    Waiter(ClientId),
+    /// A paused tube resumes.
+    Unpause(TubeId),
+}
+
+/// Facts about the process that stats prints and the engine cannot know.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    pub pid: u32,
+    pub version: String,
+    pub instance_id: String,
+    pub hostname: String,
+    pub os: String,
+    pub platform: String,
+    pub binlog_max_size: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Client {
+    pub used: TubeId,
+    /// Watched tubes, each with this client's index in that tube's waiting
+    /// set (NIL when not waiting).
+    pub watch: Vec<(TubeId, u32)>,
+    /// Jobs reserved by this client, soonest deadline first.
+    pub reserved: Heap<(Nanos, u64)>,
+    pub waiting: bool,
+    /// Set while a reserve-with-timeout waits.
+    pub timeout_at: Option<Nanos>,
+    pub timer: Option<TimerId>,
+    pub producer: bool,
+    pub worker: bool,
+}
+
+/// Server-wide counters for stats.
+#[derive(Debug, Default)]
+pub(crate) struct Totals {
+    pub ops: [u64; Op::COUNT],
+    pub job_timeouts: u64,
+    pub total_jobs: u64,
+    pub total_connections: u64,
+    pub ready: u64,
+    pub urgent: u64,
+    pub reserved: u64,
+    pub delayed: u64,
+    pub buried: u64,
+    pub connections: u64,
+    pub producers: u64,
+    pub workers: u64,
+    pub waiting: u64,
+}
+
+pub struct Engine {
+    pub(crate) jobs: Slab<Job>,
+    pub(crate) ids: HashMap<u64, JobKey>,
+    pub(crate) tubes: Registry,
+    pub(crate) clients: Vec<Option<Client>>,
+    candidates: Heap<(u32, u64)>,
+    timers: TimerWheel<Timer>,
+    fired: Vec<Timer>,
+    next_id: u64,
+    bury_seq: u64,
+    pub(crate) max_job_size: u32,
+    pub(crate) draining: bool,
+    pub(crate) totals: Totals,
+    pub(crate) info: ServerInfo,
+    pub(crate) started: Nanos,
+}
+
+fn ms_ceil(t: Nanos) -> u64 {
+    t.div_ceil(1_000_000)
+}
+
+fn secs(n: u32) -> Nanos {
+    n as Nanos * NANOS_PER_SEC
+}
+
+impl Engine {
+    pub fn new(max_job_size: u32, info: ServerInfo, now: Nanos) -> Self {
+        Engine {
+            jobs: Slab::new(),
+            ids: HashMap::new(),
+            tubes: Registry::new(),
+            clients: Vec::new(),
+            candidates: Heap::default(),
+            timers: TimerWheel::new(now / 1_000_000),
+            fired: Vec::new(),
+            next_id: 1,
+            bury_seq: 0,
+            max_job_size,
+            draining: false,
+            totals: Totals::default(),
+            info,
+            started: now,
+        }
+    }
+
+    pub fn max_job_size(&self) -> u32 {
+        self.max_job_size
+    }
+
+    /// SIGUSR1: refuse new jobs from now on.
+    pub fn set_draining(&mut self) {
+        self.draining = true;
+    }
+
+    /// A new connection, using and watching `default`.
+    pub fn connect(&mut self, c: ClientId) {
+        let d = self.tubes.default_tube();
+        let tube = &mut self.tubes.slab[d as usize];
+        tube.using += 1;
+        tube.watching += 1;
+        let i = c as usize;
+        if self.clients.len() <= i {
+            self.clients.resize_with(i + 1, || None);
+        }
+        debug_assert!(self.clients[i].is_none(), "client id {c} in use");
+        self.clients[i] = Some(Client {
+            used: d,
+            watch: vec![(d, NIL)],
+            reserved: Heap::default(),
+            waiting: false,
+            timeout_at: None,
+            timer: None,
+            producer: false,
+            worker: false,
+        });
+        self.totals.connections += 1;
+        self.totals.total_connections += 1;
+    }
+
+    /// The connection is gone: its reserved jobs go back to ready at once.
+    pub fn disconnect(&mut self, c: ClientId, now: Nanos, sink: &mut impl Sink) {
+        if self.client(c).waiting {
+            self.stop_waiting(c);
+        }
+        // Release in reservation order, approximated by id.
+        let mut held: Vec<(u64, JobKey)> = self
+            .client(c)
+            .reserved
+            .items()
+            .map(|k| (self.jobs[k as usize].id, k))
+            .collect();
+        held.sort_unstable();
+        for (_, key) in held {
+            self.unlink(key);
+            self.make_ready(key);
+            self.dispatch(now, sink);
+        }
+        let Some(client) = self.clients[c as usize].take() else {
+            return;
+        };
+        self.tubes.slab[client.used as usize].using -= 1;
+        self.release_tube(client.used);
+        for (t, _) in client.watch {
+            self.tubes.slab[t as usize].watching -= 1;
+            self.release_tube(t);
+        }
+        self.totals.connections -= 1;
+        self.totals.producers -= client.producer as u64;
+        self.totals.workers -= client.worker as u64;
+    }
+
+    /// Counts a command whose numbers parsed but which then failed.
+    pub fn count(&mut self, op: Op) {
+        self.totals.ops[op as usize] += 1;
+    }
+
+    /// Whether `c` is blocked in a reserve.
+    pub fn is_waiting(&self, c: ClientId) -> bool {
+        self.client(c).waiting
+    }
+
+    /// The connection half-closed while blocked in reserve: answer
+    /// TIMED_OUT, as beanstalkd does on a hang-up.
+    pub fn hang_up_waiter(&mut self, c: ClientId, sink: &mut impl Sink) {
+        if self.client(c).waiting {
+            self.stop_waiting(c);
+            sink.out(c).extend_from_slice(b"TIMED_OUT\r\n");
+        }
+    }
+
+    /// The header of a put has parsed: the client is now a producer and the
+    /// job's id is taken (a put that fails later burns it, as beanstalkd).
+    pub fn begin_put(&mut self, c: ClientId) -> u64 {
+        let client = self.client_mut(c);
+        if !client.producer {
+            client.producer = true;
+            self.totals.producers += 1;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// The body of a put has arrived whole (`body` ends in CRLF).
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_put(
+        &mut self,
+        c: ClientId,
+        id: u64,
+        pri: u32,
+        delay: u32,
+        ttr: u32,
+        body: Box<[u8]>,
+        created_at: Nanos,
+        now: Nanos,
+        sink: &mut impl Sink,
+    ) {
+        if self.draining {
+            sink.out(c).extend_from_slice(b"DRAINING\r\n");
+            return;
+        }
+        let tube = self.client(c).used;
+        let key = self.jobs.insert(Job {
+            id,
+            pri,
+            delay,
+            ttr: ttr.max(1),
+            created_at,
+            deadline: 0,
+            state: State::Ready,
+            tube,
+            pos: 0,
+            reserver: 0,
+            timer: None,
+            counts: Counts::default(),
+            body,
+        }) as JobKey;
+        self.ids.insert(id, key);
+        if delay > 0 {
+            self.make_delayed(key, now + secs(delay));
+        } else {
+            self.make_ready(key);
+            self.dispatch(now, sink);
+        }
+        self.tubes.slab[tube as usize].total_jobs += 1;
+        self.totals.total_jobs += 1;
+        let _ = write!(sink.out(c), "INSERTED {id}\r\n");
+    }
+
+    /// Runs one command other than put (see [`begin_put`](Self::begin_put)).
+    pub fn execute(
+        &mut self,
+        c: ClientId,
+        cmd: &Command,
+        now: Nanos,
+        sink: &mut impl Sink,
+    ) -> Outcome {
+        if let Some(op) = cmd.op() {
+            self.count(op);
+        }
+        match *cmd {
+            Command::Quit => return Outcome::Close,
+            Command::Put { .. } => unreachable!("put goes through begin_put/finish_put"),
+            Command::Reserve => return self.reserve(c, None, now, sink),
+            Command::ReserveWithTimeout(s) => return self.reserve(c, Some(s), now, sink),
+            Command::ReserveJob(id) => self.reserve_job(c, id, now, sink),
+            Command::Peek(id) => {
+                let key = self.ids.get(&id).copied();
+                self.reply_found(c, key, sink)
+            }
+            Command::PeekReady => {
+                let key = self.used_tube(c).ready.peek().map(|(_, k)| k);
+                self.reply_found(c, key, sink)
+            }
+            Command::PeekDelayed => {
+                let key = self.used_tube(c).delayed.peek().map(|(_, k)| k);
+                self.reply_found(c, key, sink)
+            }
+            Command::PeekBuried => {
+                let key = self.used_tube(c).buried.peek().map(|(_, k)| k);
+                self.reply_found(c, key, sink)
+            }
+            Command::Delete(id) => {
+                let reply: &[u8] = match self.ids.get(&id).copied() {
+                    Some(key) if self.held_or_free(c, key) => {
+                        let tube = self.jobs[key as usize].tube;
+                        self.unlink(key);
+                        self.tubes.slab[tube as usize].cmd_delete += 1;
+                        self.free(key);
+                        b"DELETED\r\n"
+                    }
+                    _ => b"NOT_FOUND\r\n",
+                };
+                sink.out(c).extend_from_slice(reply);
+            }
+            Command::Release { id, pri, delay } => {
+                let reply: &[u8] = match self.reserved_by(c, id) {
+                    Some(key) => {
+                        self.unlink(key);
+                        let job = &mut self.jobs[key as usize];
+                        job.pri = pri;
+                        job.delay = delay;
+                        job.counts.releases += 1;
+                        if delay > 0 {
+                            self.make_delayed(key, now + secs(delay));
+                        } else {
+                            self.make_ready(key);
+                            self.dispatch(now, sink);
+                        }
+                        b"RELEASED\r\n"
+                    }
+                    None => b"NOT_FOUND\r\n",
+                };
+                sink.out(c).extend_from_slice(reply);
+            }
+            Command::Bury { id, pri } => {
+                let reply: &[u8] = match self.reserved_by(c, id) {
+                    Some(key) => {
+                        self.unlink(key);
+                        let job = &mut self.jobs[key as usize];
+                        job.pri = pri;
+                        job.counts.buries += 1;
+                        self.make_buried(key);
+                        b"BURIED\r\n"
+                    }
+                    None => b"NOT_FOUND\r\n",
+                };
+                sink.out(c).extend_from_slice(reply);
+            }
+            Command::Touch(id) => {
+                let reply: &[u8] = match self.reserved_by(c, id) {
+                    Some(key) => {
+                        self.unlink(key);
+                        self.make_reserved(key, c, now);
+                        b"TOUCHED\r\n"
+                    }
+                    None => b"NOT_FOUND\r\n",
+                };
+                sink.out(c).extend_from_slice(reply);
+            }
+            Command::Kick(n) => {
+                // Buried jobs first; delayed ones only when none are buried.
+                let t = self.client(c).used;
+                let from_buried = !self.tubes.slab[t as usize].buried.is_empty();
+                let mut kicked = 0u32;
+                while kicked < n {
+                    let tube = &self.tubes.slab[t as usize];
+                    let next = if from_buried {
+                        tube.buried.peek()
+                    } else {
+                        tube.delayed.peek().map(|((_, id), k)| (id, k))
+                    };
+                    let Some((_, key)) = next else { break };
+                    self.kick(key, now, sink);
+                    kicked += 1;
+                }
+                let _ = write!(sink.out(c), "KICKED {kicked}\r\n");
+            }
+            Command::KickJob(id) => {
+                let reply: &[u8] = match self.ids.get(&id).copied() {
+                    Some(key)
+                        if matches!(
+                            self.jobs[key as usize].state,
+                            State::Buried | State::Delayed
+                        ) =>
+                    {
+                        self.kick(key, now, sink);
+                        b"KICKED\r\n"
+                    }
+                    _ => b"NOT_FOUND\r\n",
+                };
+                sink.out(c).extend_from_slice(reply);
+            }
+            Command::StatsJob(id) => match self.ids.get(&id).copied() {
+                Some(key) => {
+                    let yaml = self.job_yaml(key, now);
+                    reply_ok(sink.out(c), &yaml);
+                }
+                None => sink.out(c).extend_from_slice(b"NOT_FOUND\r\n"),
+            },
+            Command::StatsTube(name) => match self.tubes.find(name) {
+                Some(t) => {
+                    let yaml = self.tube_yaml(t, now);
+                    reply_ok(sink.out(c), &yaml);
+                }
+                None => sink.out(c).extend_from_slice(b"NOT_FOUND\r\n"),
+            },
+            Command::Stats => {
+                let yaml = self.stats_yaml(now);
+                reply_ok(sink.out(c), &yaml);
+            }
+            Command::Use(name) => {
+                let t = self.tubes.find_or_make(name);
+                let old = self.client(c).used;
+                self.tubes.slab[t as usize].using += 1;
+                self.client_mut(c).used = t;
+                self.tubes.slab[old as usize].using -= 1;
+                self.release_tube(old);
+                let _ = write!(sink.out(c), "USING {name}\r\n");
+            }
+            Command::Watch(name) => {
+                let t = self.tubes.find_or_make(name);
+                if !self.client(c).watch.iter().any(|w| w.0 == t) {
+                    self.client_mut(c).watch.push((t, NIL));
+                    self.tubes.slab[t as usize].watching += 1;
+                }
+                let n = self.client(c).watch.len();
+                let _ = write!(sink.out(c), "WATCHING {n}\r\n");
+            }
+            Command::Ignore(name) => {
+                let found = self
+                    .tubes
+                    .find(name)
+                    .and_then(|t| self.client(c).watch.iter().position(|w| w.0 == t));
+                if let Some(i) = found {
+                    if self.client(c).watch.len() == 1 {
+                        sink.out(c).extend_from_slice(b"NOT_IGNORED\r\n");
+                        return Outcome::Done;
+                    }
+                    // A command is never run while its client waits, so the
+                    // entry has no waiting-set position to maintain.
+                    let (t, _) = self.client_mut(c).watch.swap_remove(i);
+                    self.tubes.slab[t as usize].watching -= 1;
+                    self.release_tube(t);
+                }
+                let n = self.client(c).watch.len();
+                let _ = write!(sink.out(c), "WATCHING {n}\r\n");
+            }
+            Command::ListTubes => {
+                let mut yaml = b"---\n".to_vec();
+                for tube in self.tubes.in_order() {
+                    let _ = writeln!(yaml, "- {}", tube.name);
+                }
+                reply_ok(sink.out(c), &yaml);
+            }
+            Command::ListTubeUsed => {
+                let name = &self.used_tube(c).name;
+                let _ = write!(sink.out(c), "USING {name}\r\n");
+            }
+            Command::ListTubesWatched => {
+                let mut yaml = b"---\n".to_vec();
+                for (t, _) in &self.client(c).watch {
+                    let _ = writeln!(yaml, "- {}", self.tubes.slab[*t as usize].name);
+                }
+                reply_ok(sink.out(c), &yaml);
+            }
+            Command::PauseTube { name, delay } => match self.tubes.find(name) {
+                Some(t) => {
+                    let pause = if delay == 0 { 1 } else { secs(delay) };
+                    let tube = &mut self.tubes.slab[t as usize];
+                    tube.cmd_pause += 1;
+                    tube.pause = pause;
+                    tube.unpause_at = now + pause;
+                    if let Some(old) = tube.pause_timer.take() {
+                        self.timers.cancel(old, &Timer::Unpause(t));
+                    }
+                    let timer = self.timers.insert(ms_ceil(now + pause), Timer::Unpause(t));
+                    self.tubes.slab[t as usize].pause_timer = Some(timer);
+                    self.refresh_candidate(t);
+                    sink.out(c).extend_from_slice(b"PAUSED\r\n");
+                }
+                None => sink.out(c).extend_from_slice(b"NOT_FOUND\r\n"),
+            },
+        }
+        Outcome::Done
+    }
+
+    /// When [`tick`](Self::tick) next has work, if ever.
+    pub fn next_deadline(&self) -> Option<Nanos> {
+        self.timers.next_expiration().map(|ms| ms * 1_000_000)
+    }
+
+    /// Runs every timer that is due: delays ending, TTRs running out,
+    /// waiting reserves timing out, pauses ending.
+    pub fn tick(&mut self, now: Nanos, sink: &mut impl Sink) {
+        let mut fired = std::mem::take(&mut self.fired);
+        self.timers.poll(now / 1_000_000, &mut fired);
+        for timer in fired.drain(..) {
+            match timer {
+                Timer::Delay(key) => {
+                    self.jobs[key as usize].timer = None;
+                    self.unlink(key);
+                    self.make_ready(key);
+                    self.dispatch(now, sink);
+                }
+                Timer::Ttr(key) => {
+                    self.jobs[key as usize].timer = None;
+                    self.unlink(key);
+                    self.jobs[key as usize].counts.timeouts += 1;
+                    self.totals.job_timeouts += 1;
+                    self.make_ready(key);
+                    self.dispatch(now, sink);
+                }
+                Timer::Waiter(c) => {
+                    self.client_mut(c).timer = None;
+                    self.wait_timed_out(c, now, sink);
+                }
+                Timer::Unpause(t) => {
+                    let tube = &mut self.tubes.slab[t as usize];
+                    tube.pause_timer = None;
+                    tube.pause = 0;
+                    tube.unpause_at = 0;
+                    self.refresh_candidate(t);
+                    self.dispatch(now, sink);
+                }
+            }
+        }
+        self.fired = fired;
+    }
+
+    // ---- reservation ----
+
+    fn reserve(
+        &mut self,
+        c: ClientId,
+        timeout: Option<u32>,
+        now: Nanos,
+        sink: &mut impl Sink,
+    ) -> Outcome {
+        self.mark_worker(c);
+        if self.deadline_soon(c, now) && !self.any_ready(c) {
+            sink.out(c).extend_from_slice(b"DEADLINE_SOON\r\n");
+            return Outcome::Done;
+        }
+        self.start_waiting(c);
+        self.dispatch(now, sink);
+        if !self.client(c).waiting {
+            return Outcome::Done;
+        }
+        let timeout_at = timeout.map(|s| now + secs(s));
+        self.client_mut(c).timeout_at = timeout_at;
+        if timeout == Some(0) {
+            self.wait_timed_out(c, now, sink);
+            return Outcome::Done;
+        }
+        let soon = self
+            .client(c)
+            .reserved
+            .peek()
+            .map(|((d, _), _)| d.saturating_sub(SAFETY_MARGIN));
+        let wake = match (soon, timeout_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(at) = wake {
+            let timer = self.timers.insert(ms_ceil(at), Timer::Waiter(c));
+            self.client_mut(c).timer = Some(timer);
+        }
+        Outcome::Blocked
+    }
+
+    /// A waiting reserve's timer: DEADLINE_SOON if a reservation is about
+    /// to run out, else TIMED_OUT if it had a timeout.
+    fn wait_timed_out(&mut self, c: ClientId, now: Nanos, sink: &mut impl Sink) {
+        if !self.client(c).waiting {
+            return;
+        }
+        let reply: &[u8] = if self.deadline_soon(c, now) {
+            b"DEADLINE_SOON\r\n"
+        } else if self.client(c).timeout_at.is_some() {
+            b"TIMED_OUT\r\n"
+        } else {
+            return;
+        };
+        self.stop_waiting(c);
+        sink.out(c).extend_from_slice(reply);
+        sink.woken(c);
+    }
+
+    fn reserve_job(&mut self, c: ClientId, id: u64, now: Nanos, sink: &mut impl Sink) {
+        match self.ids.get(&id).copied() {
+            Some(key) if self.jobs[key as usize].state != State::Reserved => {
+                // Unlike reserve, only a successful reserve-job makes a worker.
+                self.mark_worker(c);
+                self.unlink(key);
+                self.make_reserved(key, c, now);
+                self.jobs[key as usize].counts.reserves += 1;
+                self.reply_job(c, key, b"RESERVED", sink);
+            }
+            _ => sink.out(c).extend_from_slice(b"NOT_FOUND\r\n"),
+        }
+    }
+
+    fn mark_worker(&mut self, c: ClientId) {
+        let client = self.client_mut(c);
+        if !client.worker {
+            client.worker = true;
+            self.totals.workers += 1;
+        }
+    }
+
+    fn deadline_soon(&self, c: ClientId, now: Nanos) -> bool {
+        match self.client(c).reserved.peek() {
+            Some(((deadline, _), _)) => now + SAFETY_MARGIN >= deadline,
+            None => false,
+        }
+    }
+
+    /// Whether any watched tube has a ready job, paused or not.
+    fn any_ready(&self, c: ClientId) -> bool {
+        self.client(c)
+            .watch
+            .iter()
+            .any(|(t, _)| !self.tubes.slab[*t as usize].ready.is_empty())
+    }
+
+    fn start_waiting(&mut self, c: ClientId) {
+        for w in 0..self.client(c).watch.len() {
+            let t = self.client(c).watch[w].0;
+            let waiting = &mut self.tubes.slab[t as usize].waiting;
+            waiting.push((c, w as u32));
+            let pos = waiting.len() as u32 - 1;
+            self.client_mut(c).watch[w].1 = pos;
+            self.refresh_candidate(t);
+        }
+        self.client_mut(c).waiting = true;
+        self.totals.waiting += 1;
+    }
+
+    fn stop_waiting(&mut self, c: ClientId) {
+        for w in 0..self.client(c).watch.len() {
+            let (t, pos) = self.client(c).watch[w];
+            if pos != NIL {
+                self.remove_waiter(t, pos as usize);
+                self.refresh_candidate(t);
+            }
+        }
+        let client = self.client_mut(c);
+        client.waiting = false;
+        client.timeout_at = None;
+        if let Some(timer) = client.timer.take() {
+            self.timers.cancel(timer, &Timer::Waiter(c));
+        }
+        self.totals.waiting -= 1;
+    }
+
+    /// Removes the waiter at `pos` of tube `t`'s set by moving the last one
+    /// into its place, as beanstalkd does; returns the client removed.
+    fn remove_waiter(&mut self, t: TubeId, pos: usize) -> ClientId {
+        let waiting = &mut self.tubes.slab[t as usize].waiting;
+        let (c, w) = waiting.swap_remove(pos);
+        let moved = waiting.get(pos).copied();
+        self.client_mut(c).watch[w as usize].1 = NIL;
+        if let Some((c2, w2)) = moved {
+            self.client_mut(c2).watch[w2 as usize].1 = pos as u32;
+        }
+        c
+    }
+
+    /// Hands ready jobs to waiting connections while any tube has both.
+    fn dispatch(&mut self, now: Nanos, sink: &mut impl Sink) {
+        while let Some((_, t)) = self.candidates.peek() {
+            let (_, key) = self.tubes.slab[t as usize]
+                .ready
+                .peek()
+                .expect("a candidate tube has a ready job");
+            let tube = &mut self.tubes.slab[t as usize];
+            let at = tube.cursor % tube.waiting.len();
+            let c = self.remove_waiter(t, at);
+            self.tubes.slab[t as usize].cursor = at + 1;
+            self.stop_waiting(c);
+            self.unlink(key);
+            self.make_reserved(key, c, now);
+            self.jobs[key as usize].counts.reserves += 1;
+            self.reply_job(c, key, b"RESERVED", sink);
+            sink.woken(c);
+        }
+    }
+
+    /// Puts tube `t` in or out of the candidate heap, or re-keys it, after
+    /// its ready jobs, waiters or pause changed.
+    fn refresh_candidate(&mut self, t: TubeId) {
+        let tube = &self.tubes.slab[t as usize];
+        let want = if tube.waiting.is_empty() || tube.paused() {
+            None
+        } else {
+            tube.ready.peek().map(|(k, _)| k)
+        };
+        let pos = tube.candidate;
+        let mut at = CandidatePositions(&mut self.tubes.slab);
+        if pos != NIL {
+            if want.is_some() && self.candidates.key_at(pos) == want {
+                return;
+            }
+            self.candidates.remove(pos, &mut at);
+            at.0[t as usize].candidate = NIL;
+        }
+        if let Some(key) = want {
+            self.candidates.push(key, t, &mut at);
+        }
+    }
+
+    // ---- job state transitions ----
+
+    /// Takes a job out of whatever holds it, leaving its state stale until
+    /// one of the `make_*` functions or [`free`](Self::free) runs.
+    fn unlink(&mut self, key: JobKey) {
+        let job = &mut self.jobs[key as usize];
+        let (t, pos, state) = (job.tube, job.pos, job.state);
+        if let Some(timer) = job.timer.take() {
+            let tag = match state {
+                State::Delayed => Timer::Delay(key),
+                _ => Timer::Ttr(key),
+            };
+            self.timers.cancel(timer, &tag);
+        }
+        let urgent = job.pri < URGENT_PRI;
+        let reserver = job.reserver;
+        let mut at = JobPositions(&mut self.jobs);
+        let tube = &mut self.tubes.slab[t as usize];
+        match state {
+            State::Ready => {
+                tube.ready.remove(pos, &mut at);
+                self.totals.ready -= 1;
+                if urgent {
+                    tube.urgent -= 1;
+                    self.totals.urgent -= 1;
+                }
+            }
+            State::Delayed => {
+                tube.delayed.remove(pos, &mut at);
+                self.totals.delayed -= 1;
+            }
+            State::Buried => {
+                tube.buried.remove(pos, &mut at);
+                self.totals.buried -= 1;
+            }
+            State::Reserved => {
+                tube.reserved -= 1;
+                self.totals.reserved -= 1;
+                if let Some(Some(client)) = self.clients.get_mut(reserver as usize) {
+                    client.reserved.remove(pos, &mut at);
+                }
+            }
+        }
+        if state == State::Ready {
+            self.refresh_candidate(t);
+        }
+    }
+
+    fn make_ready(&mut self, key: JobKey) {
+        let job = &mut self.jobs[key as usize];
+        job.state = State::Ready;
+        let (t, sort) = (job.tube, (job.pri, job.id));
+        let tube = &mut self.tubes.slab[t as usize];
+        tube.ready
+            .push(sort, key, &mut JobPositions(&mut self.jobs));
+        self.totals.ready += 1;
+        if sort.0 < URGENT_PRI {
+            tube.urgent += 1;
+            self.totals.urgent += 1;
+        }
+        self.refresh_candidate(t);
+    }
+
+    fn make_delayed(&mut self, key: JobKey, until: Nanos) {
+        let job = &mut self.jobs[key as usize];
+        job.state = State::Delayed;
+        job.deadline = until;
+        let (t, id) = (job.tube, job.id);
+        job.timer = Some(self.timers.insert(ms_ceil(until), Timer::Delay(key)));
+        self.tubes.slab[t as usize].delayed.push(
+            (until, id),
+            key,
+            &mut JobPositions(&mut self.jobs),
+        );
+        self.totals.delayed += 1;
+    }
+
+    fn make_buried(&mut self, key: JobKey) {
+        let job = &mut self.jobs[key as usize];
+        job.state = State::Buried;
+        let t = job.tube;
+        self.bury_seq += 1;
+        self.tubes.slab[t as usize].buried.push(
+            self.bury_seq,
+            key,
+            &mut JobPositions(&mut self.jobs),
+        );
+        self.totals.buried += 1;
+    }
+
+    fn make_reserved(&mut self, key: JobKey, c: ClientId, now: Nanos) {
+        let job = &mut self.jobs[key as usize];
+        job.state = State::Reserved;
+        job.reserver = c;
+        job.deadline = now + secs(job.ttr);
+        let (t, sort) = (job.tube, (job.deadline, job.id));
+        job.timer = Some(self.timers.insert(ms_ceil(sort.0), Timer::Ttr(key)));
+        self.tubes.slab[t as usize].reserved += 1;
+        self.totals.reserved += 1;
+        let client = self.clients[c as usize]
+            .as_mut()
+            .expect("reserving client exists");
+        client
+            .reserved
+            .push(sort, key, &mut JobPositions(&mut self.jobs));
+    }
+
+    fn kick(&mut self, key: JobKey, now: Nanos, sink: &mut impl Sink) {
+        self.unlink(key);
+        self.jobs[key as usize].counts.kicks += 1;
+        self.make_ready(key);
+        self.dispatch(now, sink);
+    }
+
+    /// Forgets an unlinked job, and its tube if that was the last use.
+    fn free(&mut self, key: JobKey) {
+        let job = self.jobs.remove(key as usize);
+        self.ids.remove(&job.id);
+        self.release_tube(job.tube);
+    }
+
+    fn release_tube(&mut self, t: TubeId) {
+        if let Some(tube) = self.tubes.release_if_unused(t)
+            && let Some(timer) = tube.pause_timer
+        {
+            self.timers.cancel(timer, &Timer::Unpause(t));
+        }
+    }
+
+    // ---- lookups and replies ----
+
+    /// A job that `c` may delete: reserved by `c`, or not reserved at all.
+    fn held_or_free(&self, c: ClientId, key: JobKey) -> bool {
+        let job = &self.jobs[key as usize];
+        job.state != State::Reserved || job.reserver == c
+    }
+
+    fn reserved_by(&self, c: ClientId, id: u64) -> Option<JobKey> {
+        let key = *self.ids.get(&id)?;
+        let job = &self.jobs[key as usize];
+        (job.state == State::Reserved && job.reserver == c).then_some(key)
+    }
+
+    fn reply_found(&self, c: ClientId, key: Option<JobKey>, sink: &mut impl Sink) {
+        match key {
+            Some(key) => self.reply_job(c, key, b"FOUND", sink),
+            None => sink.out(c).extend_from_slice(b"NOT_FOUND\r\n"),
+        }
+    }
+
+    fn reply_job(&self, c: ClientId, key: JobKey, word: &[u8], sink: &mut impl Sink) {
+        let job = &self.jobs[key as usize];
+        let out = sink.out(c);
+        out.extend_from_slice(word);
+        let _ = write!(out, " {} {}\r\n", job.id, job.bytes());
+        out.extend_from_slice(&job.body);
+    }
+
+    fn used_tube(&self, c: ClientId) -> &crate::tube::Tube {
+        &self.tubes.slab[self.client(c).used as usize]
+    }
+
+    pub(crate) fn client(&self, c: ClientId) -> &Client {
+        self.clients[c as usize]
+            .as_ref()
+            .expect("client is connected")
+    }
+
+    fn client_mut(&mut self, c: ClientId) -> &mut Client {
+        self.clients[c as usize]
+            .as_mut()
+            .expect("client is connected")
+    }
+}
+
+/// `OK <n>\r\n<data>\r\n`.
+fn reply_ok(out: &mut Vec<u8>, data: &[u8]) {
+    let _ = write!(out, "OK {}\r\n", data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}

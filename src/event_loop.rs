@@ -1,0 +1,343 @@
+//! The event loop: one thread, one mio `Poll`, every socket non-blocking.
+//!
+//! Each turn: run the engine's due timers, drive any connection that was
+//! answered out of turn (a woken reserve), then sleep in `poll` until the
+//! next socket event or the next timer, whichever is first. An idle server
+//! therefore sleeps until its next deadline and uses no CPU.
+
+use std::io::{self, Read};
+use std::time::{Duration, Instant};
+
+use log::{debug, error, info, warn};
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+use crate::conn::{Conn, Flow, OUTPUT_HIGH_WATER, Stream};
+use crate::engine::{Engine, Sink};
+use crate::job::{ClientId, Nanos};
+use crate::listen::Listener;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
+
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 64 * 1024;
+/// Reads per connection per event before others get a turn.
+const READS_PER_TURN: usize = 16;
+/// How long to stop accepting after running out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Stop reading from a connection blocked in reserve once this much input
+/// is buffered behind the reserve.
+const WAITING_INPUT_LIMIT: usize = 64 * 1024;
+
+/// Replies go straight into the connections' output buffers.
+struct Outputs<'a> {
+    conns: &'a mut Slab<Conn>,
+    woken: &'a mut Vec<ClientId>,
+}
+
+impl Sink for Outputs<'_> {
+    fn out(&mut self, c: ClientId) -> &mut Vec<u8> {
+        &mut self.conns[c as usize].out
+    }
+
+    fn woken(&mut self, c: ClientId) {
+        self.woken.push(c);
+    }
+}
+
+pub struct Server {
+    poll: Poll,
+    listener: Listener,
+    signals: Signals,
+    conns: Slab<Conn>,
+    engine: Engine,
+    epoch: Instant,
+    scratch: Vec<u8>,
+    /// Connections that received output out of turn and must be driven.
+    woken: Vec<ClientId>,
+    accept_paused_until: Option<Instant>,
+    stopping: bool,
+}
+
+impl Server {
+    /// `epoch` is the instant the engine's clock counts from.
+    pub fn new(mut listener: Listener, engine: Engine, epoch: Instant) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        match &mut listener {
+            Listener::Tcp(l) => poll.registry().register(l, LISTENER, Interest::READABLE)?,
+            Listener::Unix(l, _) => poll.registry().register(l, LISTENER, Interest::READABLE)?,
+        }
+        let mut signals = Signals::new([SIGUSR1, SIGTERM, SIGINT])?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        Ok(Server {
+            poll,
+            listener,
+            signals,
+            conns: Slab::new(),
+            engine,
+            epoch,
+            scratch: vec![0; READ_CHUNK],
+            woken: Vec::new(),
+            accept_paused_until: None,
+            stopping: false,
+        })
+    }
+
+    fn now(&self) -> Nanos {
+        self.epoch.elapsed().as_nanos() as Nanos
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        while !self.stopping {
+            let now = self.now();
+            let mut woken = std::mem::take(&mut self.woken);
+            self.engine.tick(
+                now,
+                &mut Outputs {
+                    conns: &mut self.conns,
+                    woken: &mut woken,
+                },
+            );
+            self.woken = woken;
+            self.drive_woken();
+            if let Some(until) = self.accept_paused_until
+                && Instant::now() >= until
+            {
+                self.accept_paused_until = None;
+                self.accept();
+            }
+            let timeout = self.poll_timeout();
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    SIGNALS => self.signals(),
+                    Token(key) => self.drive(key as ClientId),
+                }
+            }
+            self.drive_woken();
+        }
+        self.shut_down();
+        Ok(())
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.woken.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let now = self.now();
+        let timer = self
+            .engine
+            .next_deadline()
+            .map(|at| Duration::from_nanos(at.saturating_sub(now)));
+        let accept = self
+            .accept_paused_until
+            .map(|until| until.saturating_duration_since(Instant::now()));
+        match (timer, accept) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn signals(&mut self) {
+        for sig in self.signals.pending() {
+            match sig {
+                SIGUSR1 => {
+                    info!("SIGUSR1: entering drain mode; new jobs are refused from now on");
+                    self.engine.set_draining();
+                }
+                _ => {
+                    info!("signal {sig}: shutting down");
+                    self.stopping = true;
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let accepted = match &self.listener {
+                Listener::Tcp(l) => l.accept().map(|(s, a)| {
+                    let _ = s.set_nodelay(true);
+                    (Stream::Tcp(s), a.to_string())
+                }),
+                Listener::Unix(l, _) => l
+                    .accept()
+                    .map(|(s, _)| (Stream::Unix(s), "unix".to_string())),
+            };
+            match accepted {
+                Ok((stream, peer)) => self.add_conn(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    // EMFILE and friends: keep serving, retry shortly.
+                    warn!(
+                        "cannot accept a connection: {e}; retrying in {} ms (raise the open-file limit, e.g. LimitNOFILE, if this persists)",
+                        ACCEPT_BACKOFF.as_millis()
+                    );
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_conn(&mut self, mut stream: Stream, peer: String) {
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self.poll.registry().register(
+            stream.source(),
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            warn!("cannot watch a new connection from {peer}: {e}; closing it");
+            return;
+        }
+        entry.insert(Conn::new(stream));
+        self.engine.connect(key as ClientId);
+        info!("accepted connection {key} from {peer}");
+    }
+
+    fn drive_woken(&mut self) {
+        while !self.woken.is_empty() {
+            let woken = std::mem::take(&mut self.woken);
+            for c in woken {
+                self.drive(c);
+            }
+        }
+    }
+
+    /// Handles buffered commands, writes output, and reads more, until the
+    /// connection has to wait for its socket or for a reserve.
+    fn drive(&mut self, c: ClientId) {
+        let key = c as usize;
+        for _ in 0..READS_PER_TURN {
+            if !self.conns.contains(key) {
+                return;
+            }
+            let flow = self.process(c);
+            let conn = &mut self.conns[key];
+            if let Err(e) = conn.flush() {
+                debug!("connection {c}: write failed: {e}");
+                return self.close(c);
+            }
+            if flow == Flow::Quit {
+                conn.closing = true;
+            }
+            if conn.closing && conn.pending_output() == 0 {
+                return self.close(c);
+            }
+            if conn.closing || conn.pending_output() >= OUTPUT_HIGH_WATER {
+                // Resumed by the next writable event.
+                return;
+            }
+            if flow == Flow::OutputFull {
+                // The output drained while flushing: handle more commands.
+                continue;
+            }
+            if conn.eof {
+                if flow == Flow::Waiting {
+                    // A hang-up answers a waiting reserve, as in beanstalkd.
+                    let mut woken = std::mem::take(&mut self.woken);
+                    self.engine.hang_up_waiter(
+                        c,
+                        &mut Outputs {
+                            conns: &mut self.conns,
+                            woken: &mut woken,
+                        },
+                    );
+                    self.woken = woken;
+                    continue;
+                }
+                if conn.pending_output() == 0 {
+                    return self.close(c);
+                }
+                return;
+            }
+            if flow == Flow::Waiting && conn.framer.buffered() >= WAITING_INPUT_LIMIT {
+                return;
+            }
+            match conn.stream.read(&mut self.scratch) {
+                Ok(0) => conn.eof = true,
+                Ok(n) => conn.framer.push(&self.scratch[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("connection {c}: read failed: {e}");
+                    return self.close(c);
+                }
+            }
+        }
+        // Out of turns with input possibly left: come back after the others.
+        self.woken.push(c);
+    }
+
+    fn process(&mut self, c: ClientId) -> Flow {
+        let now = self.now();
+        let mut framer = std::mem::take(&mut self.conns[c as usize].framer);
+        let mut woken = std::mem::take(&mut self.woken);
+        let flow = framer.process(
+            c,
+            &mut self.engine,
+            now,
+            &mut Outputs {
+                conns: &mut self.conns,
+                woken: &mut woken,
+            },
+        );
+        self.woken = woken;
+        self.conns[c as usize].framer = framer;
+        flow
+    }
+
+    fn close(&mut self, c: ClientId) {
+        let Some(mut conn) = self.conns.try_remove(c as usize) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(conn.stream.source());
+        // The engine may hand this client's jobs to others; their replies
+        // need a slab that no longer holds this connection.
+        let now = self.now();
+        let mut woken = std::mem::take(&mut self.woken);
+        self.engine.disconnect(
+            c,
+            now,
+            &mut Outputs {
+                conns: &mut self.conns,
+                woken: &mut woken,
+            },
+        );
+        self.woken = woken;
+        info!("closed connection {c}");
+    }
+
+    fn shut_down(&mut self) {
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                let _ = conn.flush();
+            }
+            self.close(key as ClientId);
+        }
+        if let Listener::Unix(_, Some(path)) = &self.listener
+            && let Err(e) = std::fs::remove_file(path)
+        {
+            error!("could not remove unix socket {}: {e}", path.display());
+        }
+        info!("stopped");
+    }
+}

@@ -1,0 +1,76 @@
+//! A job: its numbers, its state and its body.
+
+use crate::timer_wheel::TimerId;
+
+/// Nanoseconds on the server's monotonic clock.
+pub type Nanos = u64;
+
+pub const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+/// Index of a job in the engine's job slab.
+pub type JobKey = u32;
+/// Index of a tube in the registry's slab.
+pub type TubeId = u32;
+/// A connection, as numbered by the event loop.
+pub type ClientId = u32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Ready,
+    Reserved,
+    Delayed,
+    Buried,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Ready => "ready",
+            State::Reserved => "reserved",
+            State::Delayed => "delayed",
+            State::Buried => "buried",
+        }
+    }
+}
+
+/// How often each thing happened to a job, as stats-job shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub reserves: u32,
+    pub timeouts: u32,
+    pub releases: u32,
+    pub buries: u32,
+    pub kicks: u32,
+}
+
+#[derive(Debug)]
+pub struct Job {
+    pub id: u64,
+    pub pri: u32,
+    /// Seconds, as last given by put or release.
+    pub delay: u32,
+    /// Seconds, at least 1.
+    pub ttr: u32,
+    pub created_at: Nanos,
+    /// When a delayed job becomes ready, or a reserved job's TTR runs out.
+    pub deadline: Nanos,
+    pub state: State,
+    pub tube: TubeId,
+    /// Position in whichever heap holds the job now (ready, delayed,
+    /// buried, or its reserver's reservations).
+    pub pos: u32,
+    /// The connection holding the reservation; meaningful when reserved.
+    pub reserver: ClientId,
+    /// The delay or TTR timer, when one is pending.
+    pub timer: Option<TimerId>,
+    pub counts: Counts,
+    /// The body with its trailing CRLF, as it goes on the wire.
+    pub body: Box<[u8]>,
+}
+
+impl Job {
+    /// Body length without the CRLF.
+    pub fn bytes(&self) -> usize {
+        self.body.len() - 2
+    }
+}

@@ -1,0 +1,22 @@
+//! sprout: a work-queue server that speaks the beanstalkd protocol.
+//!
+//! Reading order, from the wire inwards:
+//! - [`event_loop`]: the single-threaded mio loop, sockets and signals.
+//! - [`conn`]: a connection's buffers and the framing of lines and bodies.
+//! - [`protocol`]: parsing one command line into a typed command.
+//! - [`engine`]: the queue engine that runs commands and timers.
+//! - [`stats`]: the YAML documents of the stats commands.
+//! - [`tube`], [`job`], [`heap`], [`timer_wheel`]: the data structures.
+//! - [`cli`], [`listen`]: the command line and the listening socket.
+
+pub mod cli;
+pub mod conn;
+pub mod engine;
+pub mod event_loop;
+pub mod heap;
+pub mod job;
+pub mod listen;
+pub mod protocol;
+pub mod stats;
+pub mod timer_wheel;
+pub mod tube;

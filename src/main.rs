@@ -1,0 +1,129 @@
+//! The `sprout` binary: parse flags, open the socket, serve.
+
+use std::io::Read;
+use std::process::exit;
+use std::time::Instant;
+
+use argh::FromArgs;
+use log::{error, info, warn};
+
+use sprout::cli::{Args, MAX_JOB_SIZE_LIMIT, split_short_flags};
+use sprout::engine::{Engine, ServerInfo};
+use sprout::event_loop::Server;
+use sprout::listen;
+
+/// beanstalkd's exit status for bad usage.
+const EXIT_USAGE: i32 = 5;
+/// beanstalkd's exit status when the listening socket cannot be made.
+const EXIT_LISTEN: i32 = 111;
+
+fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    let name = argv.first().map(String::as_str).unwrap_or("sprout");
+    let split = split_short_flags(&argv[1.min(argv.len())..]);
+    let split: Vec<&str> = split.iter().map(String::as_str).collect();
+    let args = match Args::from_args(&[name], &split) {
+        Ok(a) => a,
+        Err(early) => {
+            // Help goes to stdout with status 0; errors to stderr with 5.
+            match early.status {
+                Ok(()) => {
+                    println!("{}", early.output);
+                    exit(0)
+                }
+                Err(()) => {
+                    eprintln!("{}", early.output);
+                    exit(EXIT_USAGE)
+                }
+            }
+        }
+    };
+    if args.version {
+        println!("sprout {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
+    init_logging(args.verbose);
+    if args.compact || args.no_compact {
+        warn!("-c and -n are obsolete and have no effect");
+    }
+    if let Some(dir) = &args.binlog_dir {
+        error!(
+            "-b {dir}: persistence is not implemented in this version of sprout; \
+             refusing to start rather than run without the binlog you asked for"
+        );
+        exit(1);
+    }
+    let mut max_job_size = args.max_job_size;
+    if max_job_size > MAX_JOB_SIZE_LIMIT {
+        warn!("-z {max_job_size} is too large; using the maximum, {MAX_JOB_SIZE_LIMIT}");
+        max_job_size = MAX_JOB_SIZE_LIMIT;
+    }
+    let port_given = split.iter().any(|a| *a == "-p" || a.starts_with("--port"));
+    let listener = match listen::open(args.listen.as_deref(), args.port, port_given) {
+        Ok(l) => l,
+        Err(e) => {
+            error!("{e}");
+            exit(EXIT_LISTEN);
+        }
+    };
+    if let Some(user) = &args.user
+        && let Err(e) = listen::become_user(user)
+    {
+        error!("{e}");
+        exit(e.exit_code());
+    }
+    let epoch = Instant::now();
+    let engine = Engine::new(max_job_size as u32, server_info(args.binlog_size), 0);
+    let mut server = match Server::new(listener, engine, epoch) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot set up the event loop: {e}");
+            exit(EXIT_LISTEN);
+        }
+    };
+    info!("pid {}", std::process::id());
+    listen::notify_ready();
+    if let Err(e) = server.run() {
+        error!("event loop failed: {e}");
+        exit(1);
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "trace",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp_millis()
+        .init();
+}
+
+fn server_info(binlog_max_size: u64) -> ServerInfo {
+    // SAFETY: uname fills the struct we pass.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    unsafe { libc::uname(&mut u) };
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    let mut id = [0u8; 8];
+    if let Err(e) = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut id)) {
+        warn!("cannot read /dev/urandom for the instance id: {e}");
+        id = (std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64).to_le_bytes();
+    }
+    ServerInfo {
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        instance_id: id.iter().map(|b| format!("{b:02x}")).collect(),
+        hostname: field(&u.nodename),
+        os: field(&u.version),
+        platform: field(&u.machine),
+        binlog_max_size,
+    }
+}

@@ -1,0 +1,166 @@
+//! The YAML documents of `stats`, `stats-job` and `stats-tube`, field for
+//! field and in beanstalkd's order. String values are double-quoted as
+//! beanstalkd 1.13 does, so strict YAML parsers read them as strings.
+
+use std::io::Write;
+
+use crate::engine::Engine;
+use crate::job::{JobKey, NANOS_PER_SEC, Nanos, State, TubeId};
+use crate::protocol::Op;
+
+/// Whole seconds from `from` to `to`, 0 if `to` is not later.
+fn secs_between(from: Nanos, to: Nanos) -> u64 {
+    to.saturating_sub(from) / NANOS_PER_SEC
+}
+
+/// CPU time used by this process: (user, system) as (seconds, microseconds).
+pub fn rusage() -> ((i64, i64), (i64, i64)) {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    (
+        (ru.ru_utime.tv_sec, ru.ru_utime.tv_usec),
+        (ru.ru_stime.tv_sec, ru.ru_stime.tv_usec),
+    )
+}
+
+impl Engine {
+    pub(crate) fn job_yaml(&self, key: JobKey, now: Nanos) -> Vec<u8> {
+        let job = &self.jobs[key as usize];
+        let time_left = match job.state {
+            State::Reserved | State::Delayed => secs_between(now, job.deadline),
+            _ => 0,
+        };
+        let c = &job.counts;
+        let mut y = Vec::with_capacity(256);
+        let _ = write!(
+            y,
+            "---\nid: {}\ntube: \"{}\"\nstate: {}\npri: {}\nage: {}\ndelay: {}\nttr: {}\n\
+             time-left: {}\nfile: 0\nreserves: {}\ntimeouts: {}\nreleases: {}\nburies: {}\nkicks: {}\n",
+            job.id,
+            self.tubes.slab[job.tube as usize].name,
+            job.state.name(),
+            job.pri,
+            secs_between(job.created_at, now),
+            job.delay,
+            job.ttr,
+            time_left,
+            c.reserves,
+            c.timeouts,
+            c.releases,
+            c.buries,
+            c.kicks,
+        );
+        y
+    }
+
+    pub(crate) fn tube_yaml(&self, t: TubeId, now: Nanos) -> Vec<u8> {
+        let tube = &self.tubes.slab[t as usize];
+        let (pause, left) = if tube.paused() {
+            (
+                tube.pause / NANOS_PER_SEC,
+                secs_between(now, tube.unpause_at),
+            )
+        } else {
+            (0, 0)
+        };
+        let mut y = Vec::with_capacity(320);
+        let _ = write!(
+            y,
+            "---\nname: \"{}\"\ncurrent-jobs-urgent: {}\ncurrent-jobs-ready: {}\n\
+             current-jobs-reserved: {}\ncurrent-jobs-delayed: {}\ncurrent-jobs-buried: {}\n\
+             total-jobs: {}\ncurrent-using: {}\ncurrent-watching: {}\ncurrent-waiting: {}\n\
+             cmd-delete: {}\ncmd-pause-tube: {}\npause: {}\npause-time-left: {}\n",
+            tube.name,
+            tube.urgent,
+            tube.ready.len(),
+            tube.reserved,
+            tube.delayed.len(),
+            tube.buried.len(),
+            tube.total_jobs,
+            tube.using,
+            tube.watching,
+            tube.waiting.len(),
+            tube.cmd_delete,
+            tube.cmd_pause,
+            pause,
+            left,
+        );
+        y
+    }
+
+    pub(crate) fn stats_yaml(&self, now: Nanos) -> Vec<u8> {
+        let t = &self.totals;
+        let op = |o: Op| t.ops[o as usize];
+        let ((us, uu), (ss, su)) = rusage();
+        let info = &self.info;
+        let mut y = Vec::with_capacity(1100);
+        let _ = write!(
+            y,
+            "---\ncurrent-jobs-urgent: {}\ncurrent-jobs-ready: {}\ncurrent-jobs-reserved: {}\n\
+             current-jobs-delayed: {}\ncurrent-jobs-buried: {}\ncmd-put: {}\ncmd-peek: {}\n\
+             cmd-peek-ready: {}\ncmd-peek-delayed: {}\ncmd-peek-buried: {}\ncmd-reserve: {}\n\
+             cmd-reserve-with-timeout: {}\ncmd-delete: {}\ncmd-release: {}\ncmd-use: {}\n\
+             cmd-watch: {}\ncmd-ignore: {}\ncmd-bury: {}\ncmd-kick: {}\ncmd-touch: {}\n\
+             cmd-stats: {}\ncmd-stats-job: {}\ncmd-stats-tube: {}\ncmd-list-tubes: {}\n\
+             cmd-list-tube-used: {}\ncmd-list-tubes-watched: {}\ncmd-pause-tube: {}\n\
+             job-timeouts: {}\ntotal-jobs: {}\nmax-job-size: {}\ncurrent-tubes: {}\n\
+             current-connections: {}\ncurrent-producers: {}\ncurrent-workers: {}\n\
+             current-waiting: {}\ntotal-connections: {}\npid: {}\nversion: \"{}\"\n\
+             rusage-utime: {}.{:06}\nrusage-stime: {}.{:06}\nuptime: {}\n\
+             binlog-oldest-index: 0\nbinlog-current-index: 0\nbinlog-records-migrated: 0\n\
+             binlog-records-written: 0\nbinlog-max-size: {}\ndraining: {}\nid: {}\n\
+             hostname: \"{}\"\nos: \"{}\"\nplatform: \"{}\"\n",
+            t.urgent,
+            t.ready,
+            t.reserved,
+            t.delayed,
+            t.buried,
+            op(Op::Put),
+            op(Op::Peek),
+            op(Op::PeekReady),
+            op(Op::PeekDelayed),
+            op(Op::PeekBuried),
+            op(Op::Reserve),
+            op(Op::ReserveWithTimeout),
+            op(Op::Delete),
+            op(Op::Release),
+            op(Op::Use),
+            op(Op::Watch),
+            op(Op::Ignore),
+            op(Op::Bury),
+            op(Op::Kick),
+            op(Op::Touch),
+            op(Op::Stats),
+            op(Op::StatsJob),
+            op(Op::StatsTube),
+            op(Op::ListTubes),
+            op(Op::ListTubeUsed),
+            op(Op::ListTubesWatched),
+            op(Op::PauseTube),
+            t.job_timeouts,
+            t.total_jobs,
+            self.max_job_size,
+            self.tubes.len(),
+            t.connections,
+            t.producers,
+            t.workers,
+            t.waiting,
+            t.total_connections,
+            info.pid,
+            info.version,
+            us,
+            uu,
+            ss,
+            su,
+            secs_between(self.started, now),
+            info.binlog_max_size,
+            self.draining,
+            info.instance_id,
+            info.hostname,
+            info.os,
+            info.platform,
+        );
+        y
+    }
+}

@@ -1,0 +1,207 @@
+//! Tubes and the registry that names them.
+//!
+//! A tube holds its jobs in three heaps (ready by priority then id, delayed
+//! by deadline then id, buried by bury order) and the set of connections
+//! waiting to reserve from it. The registry keeps beanstalkd's listing order:
+//! tubes are appended on creation and a freed tube's slot is filled by the
+//! last one, which is the order `list-tubes` shows.
+
+use std::collections::HashMap;
+
+use slab::Slab;
+
+use crate::heap::{Heap, Positions};
+use crate::job::{ClientId, JobKey, Nanos, TubeId};
+use crate::timer_wheel::TimerId;
+
+/// Marks "not in the set" in position fields.
+pub const NIL: u32 = u32::MAX;
+
+/// Jobs with a priority below this are "urgent" in stats.
+pub const URGENT_PRI: u32 = 1024;
+
+#[derive(Debug)]
+pub struct Tube {
+    pub name: Box<str>,
+    pub ready: Heap<(u32, u64)>,
+    pub delayed: Heap<(Nanos, u64)>,
+    pub buried: Heap<u64>,
+    pub reserved: u32,
+    pub urgent: u32,
+    /// Connections blocked in reserve that watch this tube, each with the
+    /// index of this tube in its watch list. Served with a rotating cursor.
+    pub waiting: Vec<(ClientId, u32)>,
+    pub cursor: usize,
+    pub using: u32,
+    pub watching: u32,
+    pub total_jobs: u64,
+    pub cmd_delete: u64,
+    pub cmd_pause: u64,
+    /// Length of the current pause; 0 when not paused.
+    pub pause: Nanos,
+    pub unpause_at: Nanos,
+    pub pause_timer: Option<TimerId>,
+    /// Position in the engine's dispatch-candidate heap, or NIL.
+    pub candidate: u32,
+    list_pos: u32,
+}
+
+impl Tube {
+    fn new(name: &str, list_pos: u32) -> Self {
+        Tube {
+            name: name.into(),
+            ready: Heap::default(),
+            delayed: Heap::default(),
+            buried: Heap::default(),
+            reserved: 0,
+            urgent: 0,
+            waiting: Vec::new(),
+            cursor: 0,
+            using: 0,
+            watching: 0,
+            total_jobs: 0,
+            cmd_delete: 0,
+            cmd_pause: 0,
+            pause: 0,
+            unpause_at: 0,
+            pause_timer: None,
+            candidate: NIL,
+            list_pos,
+        }
+    }
+
+    pub fn paused(&self) -> bool {
+        self.pause > 0
+    }
+
+    /// Jobs in any state.
+    pub fn job_count(&self) -> usize {
+        self.ready.len() + self.delayed.len() + self.buried.len() + self.reserved as usize
+    }
+
+    fn unreferenced(&self) -> bool {
+        self.job_count() == 0 && self.using == 0 && self.watching == 0
+    }
+}
+
+/// All tubes, by id and by name.
+#[derive(Debug, Default)]
+pub struct Registry {
+    pub slab: Slab<Tube>,
+    by_name: HashMap<Box<str>, TubeId>,
+    order: Vec<TubeId>,
+}
+
+/// The tube that always exists.
+pub const DEFAULT: &str = "default";
+
+impl Registry {
+    /// A registry holding only `default`, which is never freed.
+    pub fn new() -> Self {
+        let mut r = Registry::default();
+        r.find_or_make(DEFAULT);
+        r
+    }
+
+    pub fn default_tube(&self) -> TubeId {
+        self.order[0]
+    }
+
+    pub fn find(&self, name: &str) -> Option<TubeId> {
+        self.by_name.get(name).copied()
+    }
+
+    pub fn find_or_make(&mut self, name: &str) -> TubeId {
+        if let Some(t) = self.find(name) {
+            return t;
+        }
+        let t = self.slab.insert(Tube::new(name, self.order.len() as u32)) as TubeId;
+        self.by_name.insert(name.into(), t);
+        self.order.push(t);
+        t
+    }
+
+    /// Frees `t` if nothing refers to it any more. `default` stays.
+    pub fn release_if_unused(&mut self, t: TubeId) -> Option<Tube> {
+        let tube = &self.slab[t as usize];
+        if !tube.unreferenced() || t == self.default_tube() {
+            return None;
+        }
+        let tube = self.slab.remove(t as usize);
+        self.by_name.remove(&tube.name);
+        let pos = tube.list_pos as usize;
+        self.order.swap_remove(pos);
+        if let Some(&moved) = self.order.get(pos) {
+            self.slab[moved as usize].list_pos = pos as u32;
+        }
+        Some(tube)
+    }
+
+    /// Tubes in `list-tubes` order.
+    pub fn in_order(&self) -> impl Iterator<Item = &Tube> {
+        self.order.iter().map(|&t| &self.slab[t as usize])
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+/// Lets a heap of tubes (the dispatch candidates) track their positions.
+pub struct CandidatePositions<'a>(pub &'a mut Slab<Tube>);
+
+impl Positions for CandidatePositions<'_> {
+    fn set_position(&mut self, item: u32, pos: u32) {
+        self.0[item as usize].candidate = pos;
+    }
+}
+
+/// Lets a tube's heaps track their jobs' positions.
+pub struct JobPositions<'a>(pub &'a mut Slab<crate::job::Job>);
+
+impl Positions for JobPositions<'_> {
+    fn set_position(&mut self, item: JobKey, pos: u32) {
+        self.0[item as usize].pos = pos;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(r: &Registry) -> Vec<&str> {
+        r.in_order().map(|t| &*t.name).collect()
+    }
+
+    #[test]
+    fn listing_order_follows_beanstalkd() {
+        let mut r = Registry::new();
+        let t1 = r.find_or_make("t1");
+        r.find_or_make("t2");
+        r.find_or_make("t3");
+        assert_eq!(r.find_or_make("t2"), r.find("t2").unwrap());
+        assert!(r.release_if_unused(t1).is_some());
+        assert_eq!(names(&r), ["default", "t3", "t2"]);
+        assert_eq!(r.find("t1"), None);
+    }
+
+    #[test]
+    fn referenced_tubes_and_default_stay() {
+        let mut r = Registry::new();
+        let d = r.default_tube();
+        assert!(r.release_if_unused(d).is_none());
+        let t = r.find_or_make("busy");
+        r.slab[t as usize].watching = 1;
+        assert!(r.release_if_unused(t).is_none());
+        r.slab[t as usize].watching = 0;
+        r.slab[t as usize].reserved = 1;
+        assert!(r.release_if_unused(t).is_none());
+        r.slab[t as usize].reserved = 0;
+        assert!(r.release_if_unused(t).is_some());
+        assert_eq!(r.len(), 1);
+    }
+}

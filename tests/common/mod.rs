@@ -1,0 +1,214 @@
+//! Shared helpers: start a real sprout (or beanstalkd) process on a free
+//! 127.0.0.1 port and talk raw bytes to it. Every wait is bounded.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server process, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+}
+
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+pub fn sprout_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sprout")
+}
+
+impl Server {
+    /// Starts sprout on a free port with extra flags.
+    pub fn start(extra: &[&str]) -> Server {
+        Self::start_bin(sprout_bin(), extra)
+    }
+
+    /// Starts `bin` (sprout or beanstalkd) with `-l 127.0.0.1 -p PORT`.
+    pub fn start_bin(bin: &str, extra: &[&str]) -> Server {
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(bin)
+                .args(["-l", "127.0.0.1", "-p", &port.to_string()])
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // lost a port race: try another port
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Server { child, port };
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("{bin} did not start listening");
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(self.port)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Waits (bounded) for the process to exit and returns its status.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Client {
+    pub s: TcpStream,
+}
+
+impl Client {
+    pub fn connect(port: u16) -> Client {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.set_nodelay(true).unwrap();
+        Client { s }
+    }
+
+    pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        self.s.write_all(bytes.as_ref()).expect("send");
+    }
+
+    pub fn recv_exact(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        self.s
+            .read_exact(&mut buf)
+            .unwrap_or_else(|e| panic!("reading {n} bytes: {e}"));
+        buf
+    }
+
+    /// Reads up to and including the next CRLF.
+    pub fn line(&mut self) -> String {
+        let mut out = Vec::new();
+        let mut b = [0u8; 1];
+        while !out.ends_with(b"\r\n") {
+            match self.s.read(&mut b) {
+                Ok(0) => panic!(
+                    "connection closed after {:?}",
+                    String::from_utf8_lossy(&out)
+                ),
+                Ok(_) => out.push(b[0]),
+                Err(e) => panic!(
+                    "reading a line after {:?}: {e}",
+                    String::from_utf8_lossy(&out)
+                ),
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Reads one whole reply, with its body or YAML if it has one.
+    pub fn reply(&mut self) -> Vec<u8> {
+        let line = self.line();
+        let mut out = line.clone().into_bytes();
+        let words: Vec<&str> = line.trim_end().split(' ').collect();
+        let body = match words[0] {
+            "OK" => words.get(1),
+            "FOUND" | "RESERVED" => words.get(2),
+            _ => None,
+        };
+        if let Some(n) = body {
+            let n: usize = n.parse().expect("length");
+            out.extend(self.recv_exact(n + 2));
+        }
+        out
+    }
+
+    /// Sends `cmd` and asserts the exact reply.
+    pub fn expect(&mut self, cmd: impl AsRef<[u8]>, reply: impl AsRef<[u8]>) {
+        let cmd = cmd.as_ref();
+        self.send(cmd);
+        let got = self.reply();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(reply.as_ref()),
+            "reply to {:?}",
+            String::from_utf8_lossy(cmd)
+        );
+    }
+
+    pub fn ask(&mut self, cmd: impl AsRef<[u8]>) -> Vec<u8> {
+        self.send(cmd);
+        self.reply()
+    }
+
+    /// Sends a stats-style command and returns its YAML as a map.
+    pub fn yaml(&mut self, cmd: &str) -> HashMap<String, String> {
+        let reply = self.ask(format!("{cmd}\r\n"));
+        let text = String::from_utf8(reply).expect("utf8");
+        assert!(text.starts_with("OK "), "{cmd}: {text}");
+        text.lines()
+            .skip(2)
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .collect()
+    }
+
+    pub fn stat(&mut self, cmd: &str, key: &str) -> String {
+        self.yaml(cmd)
+            .remove(key)
+            .unwrap_or_else(|| panic!("{cmd} has no {key}"))
+    }
+
+    /// Asserts that nothing arrives within `d`.
+    pub fn expect_silence(&mut self, d: Duration) {
+        self.s.set_read_timeout(Some(d)).unwrap();
+        let mut b = [0u8; 64];
+        match self.s.read(&mut b) {
+            Ok(0) => panic!("connection closed"),
+            Ok(n) => panic!("unexpected bytes: {:?}", String::from_utf8_lossy(&b[..n])),
+            Err(_) => {}
+        }
+        self.s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    }
+
+    /// Asserts that the server closes the connection (bounded).
+    pub fn expect_closed(&mut self) {
+        let mut b = [0u8; 64];
+        match self.s.read(&mut b) {
+            Ok(0) => {}
+            Ok(n) => panic!("expected close, got {:?}", String::from_utf8_lossy(&b[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("expected close, got {e}"),
+        }
+    }
+}
