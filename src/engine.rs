@@ -108,8 +108,10 @@ pub struct Engine {
     pub(crate) tubes: Registry,
     pub(crate) clients: Vec<Option<Client>>,
     candidates: Heap<(u32, u64)>,
-    timers: TimerWheel<Timer>,
-    fired: Vec<Timer>,
+    /// Each timer carries its exact deadline: the wheel has millisecond
+    /// slots, and timers due in one poll run in deadline order.
+    timers: TimerWheel<(Nanos, Timer)>,
+    fired: Vec<(Nanos, Timer)>,
     next_id: u64,
     bury_seq: u64,
     pub(crate) max_job_size: u32,
@@ -490,17 +492,23 @@ impl Engine {
             }
             Command::PauseTube { name, delay } => match self.tubes.find(name) {
                 Some(t) => {
-                    let pause = if delay == 0 { 1 } else { secs(delay) };
                     let tube = &mut self.tubes.slab[t as usize];
                     tube.cmd_pause += 1;
-                    tube.pause = pause;
-                    tube.unpause_at = now + pause;
                     if let Some(old) = tube.pause_timer.take() {
-                        self.timers.cancel(old, &Timer::Unpause(t));
+                        self.timers.cancel(old, |(_, v)| *v == Timer::Unpause(t));
                     }
-                    let timer = self.timers.insert(ms_ceil(now + pause), Timer::Unpause(t));
-                    self.tubes.slab[t as usize].pause_timer = Some(timer);
-                    self.refresh_candidate(t);
+                    if delay == 0 {
+                        // beanstalkd pauses for 1 ns, which has ended by the
+                        // time anything else happens: unpause now.
+                        self.unpause(t, now, sink);
+                    } else {
+                        let tube = &mut self.tubes.slab[t as usize];
+                        tube.pause = secs(delay);
+                        tube.unpause_at = now + secs(delay);
+                        let timer = self.schedule(now + secs(delay), Timer::Unpause(t));
+                        self.tubes.slab[t as usize].pause_timer = Some(timer);
+                        self.refresh_candidate(t);
+                    }
                     sink.out(c).extend_from_slice(b"PAUSED\r\n");
                 }
                 None => sink.out(c).extend_from_slice(b"NOT_FOUND\r\n"),
@@ -519,7 +527,8 @@ impl Engine {
     pub fn tick(&mut self, now: Nanos, sink: &mut impl Sink) {
         let mut fired = std::mem::take(&mut self.fired);
         self.timers.poll(now / 1_000_000, &mut fired);
-        for timer in fired.drain(..) {
+        fired.sort_by_key(|(at, _)| *at);
+        for (_, timer) in fired.drain(..) {
             match timer {
                 Timer::Delay(key) => {
                     self.jobs[key as usize].timer = None;
@@ -540,16 +549,24 @@ impl Engine {
                     self.wait_timed_out(c, now, sink);
                 }
                 Timer::Unpause(t) => {
-                    let tube = &mut self.tubes.slab[t as usize];
-                    tube.pause_timer = None;
-                    tube.pause = 0;
-                    tube.unpause_at = 0;
-                    self.refresh_candidate(t);
-                    self.dispatch(now, sink);
+                    self.tubes.slab[t as usize].pause_timer = None;
+                    self.unpause(t, now, sink);
                 }
             }
         }
         self.fired = fired;
+    }
+
+    fn unpause(&mut self, t: TubeId, now: Nanos, sink: &mut impl Sink) {
+        let tube = &mut self.tubes.slab[t as usize];
+        tube.pause = 0;
+        tube.unpause_at = 0;
+        self.refresh_candidate(t);
+        self.dispatch(now, sink);
+    }
+
+    fn schedule(&mut self, at: Nanos, timer: Timer) -> TimerId {
+        self.timers.insert(ms_ceil(at), (at, timer))
     }
 
     // ---- reservation ----
@@ -587,7 +604,7 @@ impl Engine {
             (a, b) => a.or(b),
         };
         if let Some(at) = wake {
-            let timer = self.timers.insert(ms_ceil(at), Timer::Waiter(c));
+            let timer = self.schedule(at, Timer::Waiter(c));
             self.client_mut(c).timer = Some(timer);
         }
         Outcome::Blocked
@@ -673,7 +690,7 @@ impl Engine {
         client.waiting = false;
         client.timeout_at = None;
         if let Some(timer) = client.timer.take() {
-            self.timers.cancel(timer, &Timer::Waiter(c));
+            self.timers.cancel(timer, |(_, v)| *v == Timer::Waiter(c));
         }
         self.totals.waiting -= 1;
     }
@@ -746,7 +763,7 @@ impl Engine {
                 State::Delayed => Timer::Delay(key),
                 _ => Timer::Ttr(key),
             };
-            self.timers.cancel(timer, &tag);
+            self.timers.cancel(timer, |(_, v)| *v == tag);
         }
         let urgent = job.pri < URGENT_PRI;
         let reserver = job.reserver;
@@ -802,7 +819,8 @@ impl Engine {
         job.state = State::Delayed;
         job.deadline = until;
         let (t, id) = (job.tube, job.id);
-        job.timer = Some(self.timers.insert(ms_ceil(until), Timer::Delay(key)));
+        let timer = self.schedule(until, Timer::Delay(key));
+        self.jobs[key as usize].timer = Some(timer);
         self.tubes.slab[t as usize].delayed.push(
             (until, id),
             key,
@@ -830,7 +848,8 @@ impl Engine {
         job.reserver = c;
         job.deadline = now + secs(job.ttr);
         let (t, sort) = (job.tube, (job.deadline, job.id));
-        job.timer = Some(self.timers.insert(ms_ceil(sort.0), Timer::Ttr(key)));
+        let timer = self.schedule(sort.0, Timer::Ttr(key));
+        self.jobs[key as usize].timer = Some(timer);
         self.tubes.slab[t as usize].reserved += 1;
         self.totals.reserved += 1;
         let client = self.clients[c as usize]
@@ -859,7 +878,7 @@ impl Engine {
         if let Some(tube) = self.tubes.release_if_unused(t)
             && let Some(timer) = tube.pause_timer
         {
-            self.timers.cancel(timer, &Timer::Unpause(t));
+            self.timers.cancel(timer, |(_, v)| *v == Timer::Unpause(t));
         }
     }
 

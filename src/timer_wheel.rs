@@ -60,13 +60,13 @@ pub struct TimerWheel<T> {
     entries: Slab<Entry<T>>,
 }
 
-impl<T: PartialEq> Default for TimerWheel<T> {
+impl<T> Default for TimerWheel<T> {
     fn default() -> Self {
         Self::new(0)
     }
 }
 
-impl<T: PartialEq> TimerWheel<T> {
+impl<T> TimerWheel<T> {
     /// A wheel whose clock starts at `now` ms.
     pub fn new(now: u64) -> Self {
         TimerWheel {
@@ -99,12 +99,12 @@ impl<T: PartialEq> TimerWheel<T> {
         TimerId(key as u32)
     }
 
-    /// Removes the timer `id` if it is still pending and still carries
-    /// `value`. The value check makes a stale handle harmless: its slot may
-    /// have been reused by an unrelated timer.
-    pub fn cancel(&mut self, id: TimerId, value: &T) -> bool {
+    /// Removes the timer `id` if it is still pending and its value passes
+    /// `is_mine`. The check makes a stale handle harmless: its slot may have
+    /// been reused by an unrelated timer.
+    pub fn cancel(&mut self, id: TimerId, is_mine: impl FnOnce(&T) -> bool) -> bool {
         match self.entries.get(id.0 as usize) {
-            Some(e) if e.value == *value => {
+            Some(e) if is_mine(&e.value) => {
                 self.unlink(id.0);
                 self.entries.remove(id.0 as usize);
                 true
@@ -280,14 +280,14 @@ mod tests {
         let mut w = TimerWheel::new(0);
         let a = w.insert(100, 1);
         let b = w.insert(100, 2);
-        assert!(w.cancel(a, &1));
-        assert!(!w.cancel(a, &1));
+        assert!(w.cancel(a, |v| *v == 1));
+        assert!(!w.cancel(a, |v| *v == 1));
         // The slot of `a` is reused; the stale handle must not cancel it.
         let c = w.insert(200, 3);
         assert_eq!(a, c);
-        assert!(!w.cancel(a, &1));
+        assert!(!w.cancel(a, |v| *v == 1));
         assert_eq!(drain(&mut w, 1000), vec![2, 3]);
-        assert!(!w.cancel(b, &2));
+        assert!(!w.cancel(b, |v| *v == 2));
         assert_eq!(w.next_expiration(), None);
     }
 
@@ -329,7 +329,7 @@ mod tests {
                 2 if !model.is_empty() => {
                     let k = ((x >> 8) as usize) % model.len();
                     let (_, v, id) = model.remove(k);
-                    assert!(w.cancel(id, &v));
+                    assert!(w.cancel(id, |x| *x == v));
                 }
                 _ => {
                     now += (x >> 30) % 50_000;
