@@ -81,6 +81,11 @@ pub fn split_short_flags(args: &[String]) -> Vec<String> {
             break;
         }
         for (i, &flag) in bytes.iter().enumerate().skip(1) {
+            if flag == b'h' {
+                // argh spells help only long.
+                out.push("--help".to_string());
+                continue;
+            }
             out.push(format!("-{}", flag as char));
             if VALUED.contains(&flag) {
                 if i + 1 < bytes.len() {
@@ -113,6 +118,7 @@ mod tests {
         assert_eq!(split(&["-f0"]), ["-f", "0"]);
         assert_eq!(split(&["stray", "-V"]), ["stray", "-V"]);
         assert_eq!(split(&["--help"]), ["--help"]);
+        assert_eq!(split(&["-Vh"]), ["-V", "--help"]);
     }
 
     #[test]
