@@ -352,16 +352,7 @@ fn skip_spaces(s: &[u8]) -> &[u8] {
 /// beanstalkd's `read_u64` with an end pointer: spaces, then at least one
 /// digit; returns the number and what follows it.
 fn leading_u64(s: &[u8]) -> Option<(u64, &[u8])> {
-    let s = skip_spaces(s);
-    let n = s.iter().take_while(|b| b.is_ascii_digit()).count();
-    if n == 0 {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &d in &s[..n] {
-        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
-    }
-    Some((v, &s[n..]))
+    leading_digits(skip_spaces(s))
 }
 
 fn leading_u32(s: &[u8]) -> Option<(u32, &[u8])> {
