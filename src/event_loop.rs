@@ -96,15 +96,13 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         while !self.stopping {
             let now = self.now();
-            let mut woken = std::mem::take(&mut self.woken);
             self.engine.tick(
                 now,
                 &mut Outputs {
                     conns: &mut self.conns,
-                    woken: &mut woken,
+                    woken: &mut self.woken,
                 },
             );
-            self.woken = woken;
             self.drive_woken();
             if let Some(until) = self.accept_paused_until
                 && Instant::now() >= until
@@ -252,15 +250,13 @@ impl Server {
             if conn.eof {
                 if flow == Flow::Waiting {
                     // A hang-up answers a waiting reserve, as in beanstalkd.
-                    let mut woken = std::mem::take(&mut self.woken);
                     self.engine.hang_up_waiter(
                         c,
                         &mut Outputs {
                             conns: &mut self.conns,
-                            woken: &mut woken,
+                            woken: &mut self.woken,
                         },
                     );
-                    self.woken = woken;
                     continue;
                 }
                 if conn.pending_output() == 0 {
@@ -289,17 +285,15 @@ impl Server {
     fn process(&mut self, c: ClientId) -> Flow {
         let now = self.now();
         let mut framer = std::mem::take(&mut self.conns[c as usize].framer);
-        let mut woken = std::mem::take(&mut self.woken);
         let flow = framer.process(
             c,
             &mut self.engine,
             now,
             &mut Outputs {
                 conns: &mut self.conns,
-                woken: &mut woken,
+                woken: &mut self.woken,
             },
         );
-        self.woken = woken;
         self.conns[c as usize].framer = framer;
         flow
     }
@@ -312,16 +306,14 @@ impl Server {
         // The engine may hand this client's jobs to others; their replies
         // need a slab that no longer holds this connection.
         let now = self.now();
-        let mut woken = std::mem::take(&mut self.woken);
         self.engine.disconnect(
             c,
             now,
             &mut Outputs {
                 conns: &mut self.conns,
-                woken: &mut woken,
+                woken: &mut self.woken,
             },
         );
-        self.woken = woken;
         info!("closed connection {c}");
     }
 
