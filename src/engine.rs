@@ -74,7 +74,9 @@ pub(crate) struct Client {
     /// Watched tubes, each with this client's index in that tube's waiting
     /// set (NIL when not waiting).
     pub watch: Vec<(TubeId, u32)>,
-    /// Jobs reserved by this client, soonest deadline first.
+    /// Jobs reserved by this client, keyed (deadline, reservation
+    /// sequence): soonest deadline first, and among equal deadlines the
+    /// earlier reservation, as beanstalkd's reservation list gives.
     pub reserved: Heap<(Nanos, u64)>,
     pub waiting: bool,
     /// Set while a reserve-with-timeout waits.
@@ -113,7 +115,9 @@ pub struct Engine {
     timers: TimerWheel<(Nanos, Timer)>,
     fired: Vec<(Nanos, Timer)>,
     next_id: u64,
-    bury_seq: u64,
+    /// Orders buried jobs (bury order) and reservations (reservation
+    /// order); one counter serves both.
+    seq: u64,
     pub(crate) max_job_size: u32,
     pub(crate) draining: bool,
     pub(crate) totals: Totals,
@@ -140,7 +144,7 @@ impl Engine {
             timers: TimerWheel::new(now / 1_000_000),
             fired: Vec::new(),
             next_id: 1,
-            bury_seq: 0,
+            seq: 0,
             max_job_size,
             draining: false,
             totals: Totals::default(),
@@ -188,12 +192,11 @@ impl Engine {
         if self.client(c).waiting {
             self.stop_waiting(c);
         }
-        // Release in reservation order, approximated by id.
-        let mut held: Vec<(u64, JobKey)> = self
-            .client(c)
-            .reserved
+        // Release in reservation order, as beanstalkd walks its list.
+        let reserved = &self.client(c).reserved;
+        let mut held: Vec<(u64, JobKey)> = reserved
             .items()
-            .map(|k| (self.jobs[k as usize].id, k))
+            .filter_map(|k| Some((reserved.key_at(self.jobs[k as usize].pos)?.1, k)))
             .collect();
         held.sort_unstable();
         for (_, key) in held {
@@ -376,8 +379,11 @@ impl Engine {
             Command::Touch(id) => {
                 let reply: &[u8] = match self.reserved_by(c, id) {
                     Some(key) => {
+                        // A touch keeps the job's place in reservation order.
+                        let pos = self.jobs[key as usize].pos;
+                        let seq = self.client(c).reserved.key_at(pos).map(|k| k.1);
                         self.unlink(key);
-                        self.make_reserved(key, c, now);
+                        self.hold(key, c, now, seq);
                         b"TOUCHED\r\n"
                     }
                     None => b"NOT_FOUND\r\n",
@@ -833,21 +839,29 @@ impl Engine {
         let job = &mut self.jobs[key as usize];
         job.state = State::Buried;
         let t = job.tube;
-        self.bury_seq += 1;
-        self.tubes.slab[t as usize].buried.push(
-            self.bury_seq,
-            key,
-            &mut JobPositions(&mut self.jobs),
-        );
+        self.seq += 1;
+        self.tubes.slab[t as usize]
+            .buried
+            .push(self.seq, key, &mut JobPositions(&mut self.jobs));
         self.totals.buried += 1;
     }
 
     fn make_reserved(&mut self, key: JobKey, c: ClientId, now: Nanos) {
+        self.hold(key, c, now, None);
+    }
+
+    /// Reserves `key` to `c` until its TTR runs out; `seq` is the place in
+    /// `c`'s reservation order (a new one when None).
+    fn hold(&mut self, key: JobKey, c: ClientId, now: Nanos, seq: Option<u64>) {
+        let seq = seq.unwrap_or_else(|| {
+            self.seq += 1;
+            self.seq
+        });
         let job = &mut self.jobs[key as usize];
         job.state = State::Reserved;
         job.reserver = c;
         job.deadline = now + secs(job.ttr);
-        let (t, sort) = (job.tube, (job.deadline, job.id));
+        let (t, sort) = (job.tube, (job.deadline, seq));
         let timer = self.schedule(sort.0, Timer::Ttr(key));
         self.jobs[key as usize].timer = Some(timer);
         self.tubes.slab[t as usize].reserved += 1;

@@ -59,6 +59,9 @@ pub struct Server {
     /// Connections that received output out of turn and must be driven.
     woken: Vec<ClientId>,
     accept_paused_until: Option<Instant>,
+    /// Set from the first failed accept until one succeeds again, so an
+    /// operator gets one warning per episode, not ten a second.
+    accept_failing: bool,
     stopping: bool,
 }
 
@@ -83,6 +86,7 @@ impl Server {
             scratch: vec![0; READ_CHUNK],
             woken: Vec::new(),
             accept_paused_until: None,
+            accept_failing: false,
             stopping: false,
         })
     }
@@ -176,6 +180,10 @@ impl Server {
                     .accept()
                     .map(|(s, _)| (Stream::Unix(s), "unix".to_string())),
             };
+            if self.accept_failing && accepted.is_ok() {
+                self.accept_failing = false;
+                info!("accepting connections again");
+            }
             match accepted {
                 Ok((stream, peer)) => self.add_conn(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -183,10 +191,15 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
                 Err(e) => {
                     // EMFILE and friends: keep serving, retry shortly.
-                    warn!(
-                        "cannot accept a connection: {e}; retrying in {} ms (raise the open-file limit, e.g. LimitNOFILE, if this persists)",
-                        ACCEPT_BACKOFF.as_millis()
-                    );
+                    if !self.accept_failing {
+                        self.accept_failing = true;
+                        warn!(
+                            "cannot accept a connection: {e}; retrying every {} ms (raise the open-file limit, e.g. LimitNOFILE, if this persists)",
+                            ACCEPT_BACKOFF.as_millis()
+                        );
+                    } else {
+                        debug!("accept still failing: {e}");
+                    }
                     self.accept_paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
                     return;
                 }

@@ -188,6 +188,45 @@ fn closing_a_connection_releases_its_jobs() {
 }
 
 #[test]
+fn half_close_while_waiting_times_out_then_closes() {
+    // As beanstalkd 1.12: a waiting reserve whose client shuts down its
+    // sending side is answered TIMED_OUT, then the connection closes and
+    // its reservations go back to ready.
+    let s = Server::start(&[]);
+    let mut a = s.connect();
+    put(&mut a, 0, 0, 60, b"x");
+    a.expect("reserve\r\n", "RESERVED 1 1\r\nx\r\n");
+    a.send("reserve\r\n");
+    a.expect_silence(Duration::from_millis(100));
+    a.s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(a.reply(), b"TIMED_OUT\r\n");
+    a.expect_closed();
+    let mut b = s.connect();
+    assert_eq!(b.stat("stats-job 1", "state"), "ready");
+    assert_eq!(b.stat("stats", "current-connections"), "1");
+}
+
+#[test]
+fn closing_releases_in_reservation_order() {
+    // Checked against beanstalkd 1.12: the first job reserved comes back
+    // first, whatever its id, and a touch does not move it.
+    let s = Server::start(&[]);
+    let mut a = s.connect();
+    for body in [b"a", b"b", b"c"] {
+        put(&mut a, 0, 0, 60, body);
+    }
+    a.expect("reserve-job 2\r\n", "RESERVED 2 1\r\nb\r\n");
+    a.expect("reserve-job 3\r\n", "RESERVED 3 1\r\nc\r\n");
+    a.expect("touch 2\r\n", "TOUCHED\r\n");
+    a.expect("reserve-job 1\r\n", "RESERVED 1 1\r\na\r\n");
+    let mut waiter = s.connect();
+    waiter.send("reserve\r\n");
+    waiter.expect_silence(Duration::from_millis(100));
+    drop(a);
+    assert_eq!(waiter.reply(), b"RESERVED 2 1\r\nb\r\n");
+}
+
+#[test]
 fn reserve_job_on_every_state() {
     let s = Server::start(&[]);
     let mut c = s.connect();

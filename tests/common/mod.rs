@@ -33,14 +33,22 @@ impl Server {
 
     /// Starts `bin` (sprout or beanstalkd) with `-l 127.0.0.1 -p PORT`.
     pub fn start_bin(bin: &str, extra: &[&str]) -> Server {
+        Self::start_with(bin, extra, |_| {})
+    }
+
+    /// As start_bin, letting `configure` adjust the command first (limits,
+    /// environment).
+    pub fn start_with(bin: &str, extra: &[&str], configure: impl Fn(&mut Command)) -> Server {
         for _ in 0..5 {
             let port = free_port();
-            let mut child = Command::new(bin)
-                .args(["-l", "127.0.0.1", "-p", &port.to_string()])
+            let mut cmd = Command::new(bin);
+            cmd.args(["-l", "127.0.0.1", "-p", &port.to_string()])
                 .args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
+                .stderr(Stdio::inherit());
+            configure(&mut cmd);
+            let mut child = cmd
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -70,6 +78,20 @@ impl Server {
     pub fn signal(&self, sig: i32) {
         // SAFETY: sending a signal to our own child.
         unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// CPU time (user + system) the process has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .expect("read /proc/PID/stat");
+        // Fields after the parenthesised command name; utime and stime are
+        // fields 14 and 15 of the whole line.
+        let rest = &stat[stat.rfind(')').expect("comm field") + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        Duration::from_millis(ticks * 1000 / hz)
     }
 
     /// Waits (bounded) for the process to exit and returns its status.
