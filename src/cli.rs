@@ -16,7 +16,7 @@ pub const MAX_JOB_SIZE_LIMIT: u64 = 1 << 30;
 /// Unlike beanstalkd, with no -l it listens on 127.0.0.1 only; use -l 0.0.0.0
 /// to listen on every interface.
 pub struct Args {
-    /// binlog directory (persistence; not available yet)
+    /// write-ahead log directory: jobs survive restarts and crashes
     #[argh(option, short = 'b')]
     pub binlog_dir: Option<String>,
 

@@ -350,6 +350,9 @@ pub struct Conn {
     pub eof: bool,
     /// Close once the output is written (quit).
     pub closing: bool,
+    /// Output from this offset on waits until the binlog has synced this
+    /// many records (-f0).
+    pub held: Option<(usize, u64)>,
 }
 
 impl Conn {
@@ -361,6 +364,7 @@ impl Conn {
             sent: 0,
             eof: false,
             closing: false,
+            held: None,
         }
     }
 
@@ -370,8 +374,9 @@ impl Conn {
 
     /// Writes as much pending output as the socket takes.
     pub fn flush(&mut self) -> io::Result<()> {
-        while self.sent < self.out.len() {
-            match self.stream.write(&self.out[self.sent..]) {
+        let end = self.held.map_or(self.out.len(), |(from, _)| from);
+        while self.sent < end {
+            match self.stream.write(&self.out[self.sent..end]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -388,6 +393,9 @@ impl Conn {
             // Keep `out` holding only unsent bytes: its length is what
             // back-pressure measures.
             self.out.drain(..self.sent);
+            if let Some((from, _)) = &mut self.held {
+                *from -= self.sent;
+            }
         }
         self.sent = 0;
         Ok(())

@@ -16,6 +16,7 @@ use slab::Slab;
 
 use crate::heap::Heap;
 use crate::job::{ClientId, Counts, Job, JobKey, NANOS_PER_SEC, Nanos, State, TubeId};
+use crate::journal::{FileNo, Image, Journal, JournalError, LoggedState, Restored, RestoredState};
 use crate::protocol::{Command, Op};
 use crate::timer_wheel::{TimerId, TimerWheel};
 use crate::tube::{CandidatePositions, JobPositions, NIL, Registry, URGENT_PRI};
@@ -24,12 +25,16 @@ use crate::tube::{CandidatePositions, JobPositions, NIL, Registry, URGENT_PRI};
 /// DEADLINE_SOON instead of waiting on.
 pub const SAFETY_MARGIN: Nanos = NANOS_PER_SEC;
 
-/// Where replies go.
+/// Where the engine's effects go: replies, wake-ups and log records.
 pub trait Sink {
     /// The output buffer of `client`.
     fn out(&mut self, client: ClientId) -> &mut Vec<u8>;
     /// `client` was blocked in reserve and has now been answered.
     fn woken(&mut self, client: ClientId);
+    /// The journal every change is logged to first; None without `-b`.
+    fn journal(&mut self) -> Option<&mut dyn Journal> {
+        None
+    }
 }
 
 /// What became of a command.
@@ -153,6 +158,57 @@ impl Engine {
         }
     }
 
+    /// Loads jobs read back from the binlog, in the order given (which is
+    /// the buried jobs' order), before any client connects. New ids start
+    /// at `next_id` at least.
+    /// Returns each restored job's key and home file, for the binlog.
+    pub fn restore(
+        &mut self,
+        jobs: Vec<Restored>,
+        next_id: u64,
+        now: Nanos,
+    ) -> Vec<(JobKey, FileNo)> {
+        let mut placed = Vec::with_capacity(jobs.len());
+        let mut buried = Vec::new();
+        for r in jobs {
+            if self.ids.contains_key(&r.id) {
+                continue;
+            }
+            let tube = self.tubes.find_or_make(&r.tube);
+            let key = self.jobs.insert(Job {
+                id: r.id,
+                pri: r.pri,
+                delay: r.delay,
+                ttr: r.ttr.max(1),
+                created_at: r.created_at,
+                deadline: 0,
+                state: State::Ready,
+                tube,
+                pos: 0,
+                reserver: 0,
+                timer: None,
+                counts: r.counts,
+                file: r.home,
+                body: r.body,
+            }) as JobKey;
+            self.ids.insert(r.id, key);
+            match r.state {
+                RestoredState::Ready => self.make_ready(key),
+                RestoredState::Delayed { until } if until > now => self.make_delayed(key, until),
+                RestoredState::Delayed { .. } => self.make_ready(key),
+                RestoredState::Buried { rank } => buried.push((rank, key)),
+            }
+            placed.push((key, r.home));
+            self.next_id = self.next_id.max(r.id + 1);
+        }
+        buried.sort_unstable();
+        for (_, key) in buried {
+            self.make_buried(key);
+        }
+        self.next_id = self.next_id.max(next_id);
+        placed
+    }
+
     pub fn max_job_size(&self) -> u32 {
         self.max_job_size
     }
@@ -269,11 +325,42 @@ impl Engine {
             return;
         }
         let tube = self.client(c).used;
+        let ttr = ttr.max(1);
+        let mut file = 0;
+        if let Some(journal) = sink.journal() {
+            let img = Image {
+                key: self.jobs.vacant_key() as JobKey,
+                id,
+                pri,
+                delay,
+                ttr,
+                created_at,
+                deadline: now + secs(delay),
+                counts: Counts::default(),
+                state: if delay > 0 {
+                    LoggedState::Delayed
+                } else {
+                    LoggedState::Ready
+                },
+                home: 0,
+                tube_len: self.tubes.slab[tube as usize].name.len() as u32,
+                body_len: body.len() as u32,
+            };
+            let name = &self.tubes.slab[tube as usize].name;
+            match journal.put(&img, name, &body, now) {
+                Ok(home) => file = home,
+                Err(e) => {
+                    // No job exists under this id; the id stays used up.
+                    sink.out(c).extend_from_slice(e.reply());
+                    return;
+                }
+            }
+        }
         let key = self.jobs.insert(Job {
             id,
             pri,
             delay,
-            ttr: ttr.max(1),
+            ttr,
             created_at,
             deadline: 0,
             state: State::Ready,
@@ -282,6 +369,7 @@ impl Engine {
             reserver: 0,
             timer: None,
             counts: Counts::default(),
+            file,
             body,
         }) as JobKey;
         self.ids.insert(id, key);
@@ -294,6 +382,7 @@ impl Engine {
         self.tubes.slab[tube as usize].total_jobs += 1;
         self.totals.total_jobs += 1;
         let _ = write!(sink.out(c), "INSERTED {id}\r\n");
+        self.compact(now, sink);
     }
 
     /// Runs one command other than put (see [`begin_put`](Self::begin_put)).
@@ -332,10 +421,15 @@ impl Engine {
             Command::Delete(id) => {
                 let reply: &[u8] = match self.ids.get(&id).copied() {
                     Some(key) if self.held_or_free(c, key) => {
+                        let img = self.image(key);
+                        if let Err(e) = self.log(sink, |j| j.delete(&img, now)) {
+                            return self.refuse(c, e, sink);
+                        }
                         let tube = self.jobs[key as usize].tube;
                         self.unlink(key);
                         self.tubes.slab[tube as usize].cmd_delete += 1;
                         self.free(key);
+                        self.compact(now, sink);
                         b"DELETED\r\n"
                     }
                     _ => b"NOT_FOUND\r\n",
@@ -345,6 +439,21 @@ impl Engine {
             Command::Release { id, pri, delay } => {
                 let reply: &[u8] = match self.reserved_by(c, id) {
                     Some(key) => {
+                        // Logged with or without a delay, so that a restart
+                        // keeps the new priority (beanstalkd forgets it).
+                        let mut img = self.image(key);
+                        img.pri = pri;
+                        img.delay = delay;
+                        img.counts.releases += 1;
+                        img.state = if delay > 0 {
+                            img.deadline = now + secs(delay);
+                            LoggedState::Delayed
+                        } else {
+                            LoggedState::Ready
+                        };
+                        if let Err(e) = self.log(sink, |j| j.update(&img, now)) {
+                            return self.refuse(c, e, sink);
+                        }
                         self.unlink(key);
                         let job = &mut self.jobs[key as usize];
                         job.pri = pri;
@@ -365,6 +474,13 @@ impl Engine {
             Command::Bury { id, pri } => {
                 let reply: &[u8] = match self.reserved_by(c, id) {
                     Some(key) => {
+                        let mut img = self.image(key);
+                        img.pri = pri;
+                        img.counts.buries += 1;
+                        img.state = LoggedState::Buried;
+                        if let Err(e) = self.log(sink, |j| j.update(&img, now)) {
+                            return self.refuse(c, e, sink);
+                        }
                         self.unlink(key);
                         let job = &mut self.jobs[key as usize];
                         job.pri = pri;
@@ -403,7 +519,10 @@ impl Engine {
                         tube.delayed.peek().map(|((_, id), k)| (id, k))
                     };
                     let Some((_, key)) = next else { break };
-                    self.kick(key, now, sink);
+                    if self.kick(key, now, sink).is_err() {
+                        // Report what did move; the rest stays put.
+                        break;
+                    }
                     kicked += 1;
                 }
                 let _ = write!(sink.out(c), "KICKED {kicked}\r\n");
@@ -416,7 +535,9 @@ impl Engine {
                             State::Buried | State::Delayed
                         ) =>
                     {
-                        self.kick(key, now, sink);
+                        if let Err(e) = self.kick(key, now, sink) {
+                            return self.refuse(c, e, sink);
+                        }
                         b"KICKED\r\n"
                     }
                     _ => b"NOT_FOUND\r\n",
@@ -438,7 +559,8 @@ impl Engine {
                 None => sink.out(c).extend_from_slice(b"NOT_FOUND\r\n"),
             },
             Command::Stats => {
-                let yaml = self.stats_yaml(now);
+                let binlog = sink.journal().map(|j| j.stats()).unwrap_or_default();
+                let yaml = self.stats_yaml(now, binlog);
                 reply_ok(sink.out(c), &yaml);
             }
             Command::Use(name) => {
@@ -637,6 +759,17 @@ impl Engine {
     fn reserve_job(&mut self, c: ClientId, id: u64, now: Nanos, sink: &mut impl Sink) {
         match self.ids.get(&id).copied() {
             Some(key) if self.jobs[key as usize].state != State::Reserved => {
+                if self.jobs[key as usize].state != State::Ready {
+                    // Out of buried or delayed: logged, so that a restart
+                    // does not put the job back (beanstalkd does).
+                    let mut img = self.image(key);
+                    img.counts.reserves += 1;
+                    img.state = LoggedState::Reserved;
+                    if let Err(e) = self.log(sink, |j| j.update(&img, now)) {
+                        self.refuse(c, e, sink);
+                        return;
+                    }
+                }
                 // Unlike reserve, only a successful reserve-job makes a worker.
                 self.mark_worker(c);
                 self.unlink(key);
@@ -874,11 +1007,84 @@ impl Engine {
             .push(sort, key, &mut JobPositions(&mut self.jobs));
     }
 
-    fn kick(&mut self, key: JobKey, now: Nanos, sink: &mut impl Sink) {
+    fn kick(&mut self, key: JobKey, now: Nanos, sink: &mut impl Sink) -> Result<(), JournalError> {
+        let mut img = self.image(key);
+        img.counts.kicks += 1;
+        img.state = LoggedState::Ready;
+        self.log(sink, |j| j.update(&img, now))?;
         self.unlink(key);
         self.jobs[key as usize].counts.kicks += 1;
         self.make_ready(key);
         self.dispatch(now, sink);
+        Ok(())
+    }
+
+    // ---- the journal ----
+
+    /// The job as it stands, for the journal.
+    fn image(&self, key: JobKey) -> Image {
+        let job = &self.jobs[key as usize];
+        Image {
+            key,
+            id: job.id,
+            pri: job.pri,
+            delay: job.delay,
+            ttr: job.ttr,
+            created_at: job.created_at,
+            deadline: job.deadline,
+            counts: job.counts,
+            state: match job.state {
+                State::Ready => LoggedState::Ready,
+                State::Reserved => LoggedState::Reserved,
+                State::Delayed => LoggedState::Delayed,
+                State::Buried => LoggedState::Buried,
+            },
+            home: job.file,
+            tube_len: self.tubes.slab[job.tube as usize].name.len() as u32,
+            body_len: job.body.len() as u32,
+        }
+    }
+
+    /// Runs `write` against the journal, if there is one.
+    fn log(
+        &mut self,
+        sink: &mut impl Sink,
+        write: impl FnOnce(&mut dyn Journal) -> Result<(), JournalError>,
+    ) -> Result<(), JournalError> {
+        match sink.journal() {
+            Some(j) => write(j),
+            None => Ok(()),
+        }
+    }
+
+    /// A command that could not be logged: the error reply, nothing changed.
+    fn refuse(&mut self, c: ClientId, e: JournalError, sink: &mut impl Sink) -> Outcome {
+        sink.out(c).extend_from_slice(e.reply());
+        Outcome::Done
+    }
+
+    /// Rewrites the jobs of a file compaction wants gone, so it can go.
+    fn compact(&mut self, now: Nanos, sink: &mut impl Sink) {
+        let Some(journal) = sink.journal() else {
+            return;
+        };
+        let Some((file, keys)) = journal.wants_moved() else {
+            return;
+        };
+        for key in keys {
+            let Some(job) = self.jobs.get(key as usize) else {
+                continue;
+            };
+            if job.file != file {
+                continue; // a stale entry: moved, or a new job in a reused slot
+            }
+            let img = self.image(key);
+            let name = &self.tubes.slab[job.tube as usize].name;
+            match journal.migrate(&img, name, &job.body, now) {
+                Ok(home) => self.jobs[key as usize].file = home,
+                Err(_) => return, // tried again after the next write
+            }
+        }
     }
 
     /// Forgets an unlinked job, and its tube if that was the last use.

@@ -14,13 +14,21 @@ use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
+use crate::binlog::Binlog;
 use crate::conn::{Conn, Flow, OUTPUT_HIGH_WATER, Stream};
 use crate::engine::{Engine, Sink};
 use crate::job::{ClientId, Nanos};
+use crate::journal::Journal;
 use crate::listen::Listener;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+/// The binlog's sync thread reports a finished fsync.
+pub const WAKER: Token = Token(usize::MAX - 3);
+
+/// The engine's clock starts here rather than at 0, so that a job restored
+/// from the binlog can have been created before this process started.
+pub const CLOCK_BASE: Nanos = 1 << 60;
 
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -36,6 +44,7 @@ const WAITING_INPUT_LIMIT: usize = 64 * 1024;
 struct Outputs<'a> {
     conns: &'a mut Slab<Conn>,
     woken: &'a mut Vec<ClientId>,
+    binlog: Option<&'a mut Binlog>,
 }
 
 impl Sink for Outputs<'_> {
@@ -45,6 +54,10 @@ impl Sink for Outputs<'_> {
 
     fn woken(&mut self, c: ClientId) {
         self.woken.push(c);
+    }
+
+    fn journal(&mut self) -> Option<&mut dyn Journal> {
+        self.binlog.as_deref_mut().map(|b| b as &mut dyn Journal)
     }
 }
 
@@ -63,12 +76,22 @@ pub struct Server {
     /// operator gets one warning per episode, not ten a second.
     accept_failing: bool,
     stopping: bool,
+    binlog: Option<Binlog>,
+    /// With -f0, replies to commands that wrote to the binlog wait for
+    /// the fsync; then each connection's output is held from an offset.
+    hold_replies: bool,
 }
 
 impl Server {
     /// `epoch` is the instant the engine's clock counts from.
-    pub fn new(mut listener: Listener, engine: Engine, epoch: Instant) -> io::Result<Server> {
-        let poll = Poll::new()?;
+    pub fn new(
+        mut listener: Listener,
+        engine: Engine,
+        epoch: Instant,
+        poll: Poll,
+        binlog: Option<Binlog>,
+        hold_replies: bool,
+    ) -> io::Result<Server> {
         match &mut listener {
             Listener::Tcp(l) => poll.registry().register(l, LISTENER, Interest::READABLE)?,
             Listener::Unix(l, _) => poll.registry().register(l, LISTENER, Interest::READABLE)?,
@@ -88,11 +111,13 @@ impl Server {
             accept_paused_until: None,
             accept_failing: false,
             stopping: false,
+            binlog,
+            hold_replies,
         })
     }
 
     fn now(&self) -> Nanos {
-        self.epoch.elapsed().as_nanos() as Nanos
+        CLOCK_BASE + self.epoch.elapsed().as_nanos() as Nanos
     }
 
     /// Serves until SIGTERM or SIGINT.
@@ -105,9 +130,13 @@ impl Server {
                 &mut Outputs {
                     conns: &mut self.conns,
                     woken: &mut self.woken,
+                    binlog: self.binlog.as_mut(),
                 },
             );
             self.drive_woken();
+            if let Some(b) = &mut self.binlog {
+                b.start_sync(Instant::now());
+            }
             if let Some(until) = self.accept_paused_until
                 && Instant::now() >= until
             {
@@ -124,6 +153,7 @@ impl Server {
                 match event.token() {
                     LISTENER => self.accept(),
                     SIGNALS => self.signals(),
+                    WAKER => self.synced(),
                     Token(key) => self.drive(key as ClientId),
                 }
             }
@@ -145,10 +175,12 @@ impl Server {
         let accept = self
             .accept_paused_until
             .map(|until| until.saturating_duration_since(Instant::now()));
-        match (timer, accept) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let sync = self
+            .binlog
+            .as_ref()
+            .and_then(|b| b.sync_due())
+            .map(|due| due.saturating_duration_since(Instant::now()));
+        [timer, accept, sync].into_iter().flatten().min()
     }
 
     fn signals(&mut self) {
@@ -268,6 +300,7 @@ impl Server {
                         &mut Outputs {
                             conns: &mut self.conns,
                             woken: &mut self.woken,
+                            binlog: self.binlog.as_mut(),
                         },
                     );
                     continue;
@@ -296,6 +329,34 @@ impl Server {
     }
 
     fn process(&mut self, c: ClientId) -> Flow {
+        let written = self.binlog.as_ref().map_or(0, |b| b.written());
+        let out_before = self.conns[c as usize].out.len();
+        let flow = self.run_commands(c);
+        if self.hold_replies
+            && let Some(b) = &self.binlog
+            && b.written() > written
+            && let Some(conn) = self.conns.get_mut(c as usize)
+        {
+            let from = conn.held.map_or(out_before, |(from, _)| from);
+            conn.held = Some((from, b.written()));
+        }
+        flow
+    }
+
+    /// The sync thread has finished an fsync: release the replies that
+    /// waited for it.
+    fn synced(&mut self) {
+        let Some(b) = &mut self.binlog else { return };
+        let synced = b.sync_completed();
+        for (key, conn) in self.conns.iter_mut() {
+            if conn.held.is_some_and(|(_, seq)| seq <= synced) {
+                conn.held = None;
+                self.woken.push(key as ClientId);
+            }
+        }
+    }
+
+    fn run_commands(&mut self, c: ClientId) -> Flow {
         let now = self.now();
         let mut framer = std::mem::take(&mut self.conns[c as usize].framer);
         let flow = framer.process(
@@ -305,6 +366,7 @@ impl Server {
             &mut Outputs {
                 conns: &mut self.conns,
                 woken: &mut self.woken,
+                binlog: self.binlog.as_mut(),
             },
         );
         self.conns[c as usize].framer = framer;
@@ -325,15 +387,21 @@ impl Server {
             &mut Outputs {
                 conns: &mut self.conns,
                 woken: &mut self.woken,
+                binlog: self.binlog.as_mut(),
             },
         );
         info!("closed connection {c}");
     }
 
     fn shut_down(&mut self) {
+        // Everything written becomes durable before the last replies go.
+        if let Some(b) = &mut self.binlog {
+            b.close();
+        }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             if let Some(conn) = self.conns.get_mut(key) {
+                conn.held = None;
                 let _ = conn.flush();
             }
             self.close(key as ClientId);

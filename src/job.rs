@@ -64,6 +64,8 @@ pub struct Job {
     /// The delay or TTR timer, when one is pending.
     pub timer: Option<TimerId>,
     pub counts: Counts,
+    /// The binlog file holding the job's newest full record (0: none).
+    pub file: crate::journal::FileNo,
     /// The body with its trailing CRLF, as it goes on the wire.
     pub body: Box<[u8]>,
 }

@@ -6,15 +6,19 @@
 //! - [`protocol`]: parsing one command line into a typed command.
 //! - [`engine`]: the queue engine that runs commands and timers.
 //! - [`stats`]: the YAML documents of the stats commands.
+//! - [`journal`]: what the engine asks of persistence; [`binlog`]: the
+//!   beanstalkd-format write-ahead log that provides it.
 //! - [`tube`], [`job`], [`heap`], [`timer_wheel`]: the data structures.
 //! - [`cli`], [`listen`]: the command line and the listening socket.
 
+pub mod binlog;
 pub mod cli;
 pub mod conn;
 pub mod engine;
 pub mod event_loop;
 pub mod heap;
 pub mod job;
+pub mod journal;
 pub mod listen;
 pub mod protocol;
 pub mod stats;

@@ -1,15 +1,20 @@
 //! The `sprout` binary: parse flags, open the socket, serve.
 
 use std::io::Read;
+use std::path::Path;
 use std::process::exit;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use argh::FromArgs;
 use log::{error, info, warn};
 
+use mio::{Poll, Waker};
+use sprout::binlog::files::{EXIT_LOCKED, OpenError};
+use sprout::binlog::{Binlog, SyncPolicy};
 use sprout::cli::{Args, MAX_JOB_SIZE_LIMIT, split_short_flags};
 use sprout::engine::{Engine, ServerInfo};
-use sprout::event_loop::Server;
+use sprout::event_loop::{CLOCK_BASE, Server, WAKER};
 use sprout::listen;
 
 /// beanstalkd's exit status for bad usage.
@@ -46,13 +51,6 @@ fn main() {
     if args.compact || args.no_compact {
         warn!("-c and -n are obsolete and have no effect");
     }
-    if let Some(dir) = &args.binlog_dir {
-        error!(
-            "-b {dir}: persistence is not implemented in this version of sprout; \
-             refusing to start rather than run without the binlog you asked for"
-        );
-        exit(1);
-    }
     let mut max_job_size = args.max_job_size;
     if max_job_size > MAX_JOB_SIZE_LIMIT {
         warn!("-z {max_job_size} is too large; using the maximum, {MAX_JOB_SIZE_LIMIT}");
@@ -73,8 +71,28 @@ fn main() {
         exit(e.exit_code());
     }
     let epoch = Instant::now();
-    let engine = Engine::new(max_job_size as u32, server_info(args.binlog_size), 0);
-    let mut server = match Server::new(listener, engine, epoch) {
+    let mut engine = Engine::new(
+        max_job_size as u32,
+        server_info(args.binlog_size),
+        CLOCK_BASE,
+    );
+    let poll = match Poll::new() {
+        Ok(p) => p,
+        Err(e) => {
+            error!("cannot set up the event loop: {e}");
+            exit(1);
+        }
+    };
+    let policy = match (args.no_fsync, args.fsync_ms) {
+        (true, _) => SyncPolicy::Never,
+        (false, ms) => SyncPolicy::Every(Duration::from_millis(ms.unwrap_or(50))),
+    };
+    let binlog = args
+        .binlog_dir
+        .as_deref()
+        .map(|dir| open_binlog(Path::new(dir), &args, policy, &poll, &mut engine, epoch));
+    let hold = binlog.is_some() && policy == SyncPolicy::Every(Duration::ZERO);
+    let mut server = match Server::new(listener, engine, epoch, poll, binlog, hold) {
         Ok(s) => s,
         Err(e) => {
             error!("cannot set up the event loop: {e}");
@@ -87,6 +105,59 @@ fn main() {
         error!("event loop failed: {e}");
         exit(1);
     }
+}
+
+/// Opens the binlog and loads its jobs into the engine; exits on failure.
+fn open_binlog(
+    dir: &Path,
+    args: &Args,
+    policy: SyncPolicy,
+    poll: &Poll,
+    engine: &mut Engine,
+    epoch: Instant,
+) -> Binlog {
+    // A file-size limit must fail the write (EFBIG), not kill the process.
+    // SAFETY: setting a signal to SIG_IGN has no preconditions.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    let waker = match Waker::new(poll.registry(), WAKER) {
+        Ok(w) => Arc::new(w),
+        Err(e) => {
+            error!("cannot set up the event loop: {e}");
+            exit(1);
+        }
+    };
+    let now = CLOCK_BASE + epoch.elapsed().as_nanos() as u64;
+    let wake = move || {
+        let _ = waker.wake();
+    };
+    let opened = match Binlog::open(dir, args.binlog_size, policy, now, wake) {
+        Ok(o) => o,
+        Err(e) => {
+            error!("{e}");
+            exit(match e {
+                OpenError::Locked(_) => EXIT_LOCKED,
+                OpenError::Io(..) => 1,
+            });
+        }
+    };
+    let mut binlog = opened.binlog;
+    let replayed = opened.replayed;
+    let payloads: Vec<u64> = replayed
+        .jobs
+        .iter()
+        .map(|j| (j.tube.len() + j.body.len()) as u64)
+        .collect();
+    let count = replayed.jobs.len();
+    let placed = engine.restore(replayed.jobs, replayed.next_id, now);
+    if let Err(e) = binlog.adopt(&placed, &payloads) {
+        error!(
+            "{}: no room to log the deletes of the {count} recovered jobs ({e:?})",
+            dir.display()
+        );
+        exit(1);
+    }
+    info!("{}: recovered {count} jobs", dir.display());
+    binlog
 }
 
 fn init_logging(verbose: u8) {

@@ -6,6 +6,7 @@ use std::io::Write;
 
 use crate::engine::Engine;
 use crate::job::{JobKey, NANOS_PER_SEC, Nanos, State, TubeId};
+use crate::journal::JournalStats;
 use crate::protocol::Op;
 
 /// Whole seconds from `from` to `to`, 0 if `to` is not later.
@@ -36,7 +37,7 @@ impl Engine {
         let _ = write!(
             y,
             "---\nid: {}\ntube: \"{}\"\nstate: {}\npri: {}\nage: {}\ndelay: {}\nttr: {}\n\
-             time-left: {}\nfile: 0\nreserves: {}\ntimeouts: {}\nreleases: {}\nburies: {}\nkicks: {}\n",
+             time-left: {}\nfile: {}\nreserves: {}\ntimeouts: {}\nreleases: {}\nburies: {}\nkicks: {}\n",
             job.id,
             self.tubes.slab[job.tube as usize].name,
             job.state.name(),
@@ -45,6 +46,7 @@ impl Engine {
             job.delay,
             job.ttr,
             time_left,
+            job.file,
             c.reserves,
             c.timeouts,
             c.releases,
@@ -89,7 +91,7 @@ impl Engine {
         y
     }
 
-    pub(crate) fn stats_yaml(&self, now: Nanos) -> Vec<u8> {
+    pub(crate) fn stats_yaml(&self, now: Nanos, binlog: JournalStats) -> Vec<u8> {
         let t = &self.totals;
         let op = |o: Op| t.ops[o as usize];
         let ((us, uu), (ss, su)) = rusage();
@@ -108,8 +110,8 @@ impl Engine {
              current-connections: {}\ncurrent-producers: {}\ncurrent-workers: {}\n\
              current-waiting: {}\ntotal-connections: {}\npid: {}\nversion: \"{}\"\n\
              rusage-utime: {}.{:06}\nrusage-stime: {}.{:06}\nuptime: {}\n\
-             binlog-oldest-index: 0\nbinlog-current-index: 0\nbinlog-records-migrated: 0\n\
-             binlog-records-written: 0\nbinlog-max-size: {}\ndraining: {}\nid: {}\n\
+             binlog-oldest-index: {}\nbinlog-current-index: {}\nbinlog-records-migrated: {}\n\
+             binlog-records-written: {}\nbinlog-max-size: {}\ndraining: {}\nid: {}\n\
              hostname: \"{}\"\nos: \"{}\"\nplatform: \"{}\"\n",
             t.urgent,
             t.ready,
@@ -154,6 +156,10 @@ impl Engine {
             ss,
             su,
             secs_between(self.started, now),
+            binlog.oldest_index,
+            binlog.current_index,
+            binlog.records_migrated,
+            binlog.records_written,
             info.binlog_max_size,
             self.draining,
             info.instance_id,

@@ -140,6 +140,8 @@ enum Expect {
 
 struct Session {
     rng: Rng,
+    /// sprout's and beanstalkd's ports.
+    ports: (u16, u16),
     conns: Vec<(Peer, Peer)>,
     /// Connections blocked in reserve.
     blocked: Vec<bool>,
@@ -316,8 +318,28 @@ impl Session {
         }
     }
 
-    /// One random command on a random free connection.
+    /// Closes connection `c` on both servers (blocked or not) and opens a
+    /// fresh one in its place. Its reservations go back to ready, which may
+    /// wake blocked reserves elsewhere; poll_blocked compares those.
+    fn reconnect(&mut self, c: usize) {
+        self.log.push(format!(
+            "{:>6} conn {c}: closed and reopened",
+            self.t0.elapsed().as_millis()
+        ));
+        self.conns[c] = (Peer::new(self.ports.0), Peer::new(self.ports.1));
+        self.blocked[c] = false;
+        // Both servers see the close at once and handle it in microseconds.
+        std::thread::sleep(Duration::from_millis(3));
+    }
+
+    /// One random command on a random free connection, or now and then a
+    /// connection closed and reopened.
     fn random_step(&mut self) -> bool {
+        if self.rng.chance(2) {
+            let c = self.rng.below(self.conns.len() as u64) as usize;
+            self.reconnect(c);
+            return true;
+        }
         let free: Vec<usize> = (0..self.conns.len())
             .filter(|&c| !self.blocked[c])
             .collect();
@@ -437,6 +459,7 @@ fn run_seed(beanstalkd: &str, seed: u64, steps: usize) {
     let nconns = 3;
     let mut s = Session {
         rng: Rng(seed),
+        ports: (ours.port, theirs.port),
         conns: (0..nconns)
             .map(|_| (Peer::new(ours.port), Peer::new(theirs.port)))
             .collect(),

@@ -129,10 +129,10 @@ fn command_line() {
     assert!(String::from_utf8_lossy(&h.stdout).contains("127.0.0.1"));
     assert_eq!(run(&["-q"]).status.code(), Some(5));
     assert_eq!(run(&["stray"]).status.code(), Some(5));
-    // -b is refused until persistence exists, rather than silently ignored.
-    let b = run(&["-b", "/tmp", "-p", &free_port().to_string()]);
-    assert!(!b.status.success());
-    assert!(String::from_utf8_lossy(&b.stderr).contains("not implemented"));
+    // A -b directory that cannot be used stops the start, with the reason.
+    let b = run(&["-b", "/nonexistent/dir", "-p", &free_port().to_string()]);
+    assert_eq!(b.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&b.stderr).contains("/nonexistent/dir"));
     // getopt-style flags as beanstalkd takes them.
     let s = Server::start_bin(sprout_bin(), &["-VVz10"]);
     let mut c = s.connect();

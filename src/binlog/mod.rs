@@ -1,0 +1,643 @@
+//! The binlog: beanstalkd's write-ahead log format, kept by the event loop
+//! thread, synced by a thread of its own.
+//!
+//! Submodules: [`record`] (the byte layout), [`replay`] (recovery from the
+//! bytes), [`files`] (the directory, lock and preallocation), [`sync`] (the
+//! fsync thread). This file keeps the books: which file is being written,
+//! how much room is set aside for deletes, which files still hold live jobs,
+//! and when compaction should move jobs out of an old file.
+//!
+//! Room for deletes: every live job is owed one short record. The writer
+//! keeps enough preallocated space in the current file and in *spare* files
+//! (created ahead, allocated in full) to write every owed record without
+//! creating a file, so a delete never fails for want of space. Anything
+//! that adds a job or writes a record first makes sure the books still
+//! balance afterwards, creating spares as needed; if it cannot, the command
+//! fails and nothing is written.
+//!
+//! Ids: each new current file starts with a delete record for the largest
+//! id assigned so far (unless that job is alive, and so has a record of its
+//! own), so that the largest id survives compaction of every older file.
+//! beanstalkd reads such a record as a delete of a job it does not know,
+//! and ignores it.
+
+pub mod files;
+pub mod record;
+pub mod replay;
+pub mod sync;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use log::{error, info, warn};
+
+use crate::job::{JobKey, NANOS_PER_SEC, Nanos};
+use crate::journal::{FileNo, Image, Journal, JournalError, JournalStats, LoggedState};
+use files::OpenError;
+use record::{DiskState, HEADER_SIZE, JobRec, SHORT_SIZE};
+use sync::{Request, Syncer};
+
+const SHORT: u64 = SHORT_SIZE as u64;
+/// Bytes of a fresh file not available for records: header and id record.
+const FILE_OVERHEAD: u64 = HEADER_SIZE as u64 + SHORT;
+
+/// When writes are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// -F: never fsync; the OS writes back when it likes.
+    Never,
+    /// -f MS: fsync within MS ms of a write. With 0, replies to commands
+    /// that wrote wait for the fsync.
+    Every(Duration),
+}
+
+/// The books of one file.
+#[derive(Debug, Default)]
+struct FileInfo {
+    /// Live jobs whose newest full record is here.
+    refs: u64,
+    /// Bytes of those records.
+    live_bytes: u64,
+    /// Bytes on disk.
+    size: u64,
+    /// Jobs that were given this file as home (some may since have moved).
+    keys: Vec<JobKey>,
+}
+
+struct Writing {
+    no: FileNo,
+    file: Arc<File>,
+    /// Where the next record goes.
+    off: u64,
+    /// Allocated size.
+    size: u64,
+}
+
+struct Spare {
+    no: FileNo,
+    file: Arc<File>,
+    size: u64,
+}
+
+pub struct Binlog {
+    dir: PathBuf,
+    _lock: File,
+    file_size: u64,
+    files: BTreeMap<FileNo, FileInfo>,
+    cur: Option<Writing>,
+    spares: Vec<Spare>,
+    /// Short records owed: one per live job.
+    owed: u64,
+    max_id: u64,
+    max_id_live: bool,
+    stats: JournalStats,
+    scratch: Vec<u8>,
+    policy: SyncPolicy,
+    syncer: Option<Syncer>,
+    /// Records written, requested synced, and known synced.
+    written: u64,
+    requested: u64,
+    synced: u64,
+    last_sync: Instant,
+}
+
+/// A recovered binlog, ready to hand its jobs to the engine.
+pub struct Opened {
+    pub binlog: Binlog,
+    pub replayed: replay::Replayed,
+}
+
+fn no_space(dir: &Path, e: std::io::Error) -> JournalError {
+    warn!(
+        "binlog: cannot allocate a file in {}: {e}; refusing changes that need room",
+        dir.display()
+    );
+    JournalError::NoSpace
+}
+
+/// Bytes of a job's full record, from its tube name and body lengths.
+pub fn full_record_size(payload: u64) -> u64 {
+    record::full_size(0, 0) as u64 + payload
+}
+
+fn wall_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+impl Binlog {
+    /// Locks `dir`, reads every file in it, and opens a new file to write.
+    /// `now` is the engine's clock; `wake` is called from the sync thread.
+    pub fn open(
+        dir: &Path,
+        file_size: u64,
+        policy: SyncPolicy,
+        now: Nanos,
+        wake: impl Fn() + Send + 'static,
+    ) -> Result<Opened, OpenError> {
+        let io = |e| OpenError::Io(dir.to_path_buf(), e);
+        let lock = files::lock(dir)?;
+        let found = files::list(dir).map_err(io)?;
+        let mut contents = Vec::with_capacity(found.len());
+        for &no in &found {
+            let path = files::path_of(dir, no);
+            match std::fs::read(&path) {
+                Ok(bytes) => contents.push((no, bytes)),
+                Err(e) => warn!("cannot read {}: {e}; skipping it", path.display()),
+            }
+        }
+        let replayed = replay::replay(contents.iter().map(|(n, b)| (*n, &b[..])), wall_now(), now);
+        for p in &replayed.problems {
+            match p {
+                replay::Problem::Empty(n) => {
+                    info!("{p}; removing it");
+                    let _ = std::fs::remove_file(files::path_of(dir, *n));
+                }
+                _ => warn!("{p}"),
+            }
+        }
+        let mut b = Binlog {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            file_size: files::round_up(file_size.max(FILE_OVERHEAD + SHORT)),
+            files: BTreeMap::new(),
+            cur: None,
+            spares: Vec::new(),
+            owed: 0,
+            max_id: replayed.next_id - 1,
+            max_id_live: false,
+            stats: JournalStats::default(),
+            scratch: Vec::new(),
+            policy,
+            syncer: None,
+            written: 0,
+            requested: 0,
+            synced: 0,
+            last_sync: Instant::now(),
+        };
+        for (no, bytes) in &contents {
+            if replayed.read.contains(no) {
+                b.files.insert(
+                    *no,
+                    FileInfo {
+                        size: bytes.len() as u64,
+                        ..FileInfo::default()
+                    },
+                );
+            }
+        }
+        b.max_id_live = replayed.jobs.iter().any(|j| j.id == b.max_id);
+        let next = found.last().map_or(1, |n| n + 1);
+        let file = files::create(dir, next, b.file_size)
+            .map_err(|e| OpenError::Io(files::path_of(dir, next), e))?;
+        b.files.insert(
+            next,
+            FileInfo {
+                size: b.file_size,
+                ..FileInfo::default()
+            },
+        );
+        b.cur = Some(Writing {
+            no: next,
+            file: Arc::new(file),
+            off: HEADER_SIZE as u64,
+            size: b.file_size,
+        });
+        b.write_id_record();
+        if let SyncPolicy::Every(_) = policy {
+            b.syncer = Some(Syncer::start(wake).map_err(io)?);
+        }
+        Ok(Opened {
+            binlog: b,
+            replayed,
+        })
+    }
+
+    /// Takes in the jobs the engine restored (key and home file each), and
+    /// sets aside room for their deletes. Fails if the disk cannot hold it.
+    /// `payloads` are the jobs' tube name plus body lengths.
+    pub fn adopt(
+        &mut self,
+        jobs: &[(JobKey, FileNo)],
+        payloads: &[u64],
+    ) -> Result<(), JournalError> {
+        for (&(key, home), &payload) in jobs.iter().zip(payloads) {
+            let f = self.files.entry(home).or_default();
+            f.refs += 1;
+            f.live_bytes += full_record_size(payload);
+            f.keys.push(key);
+        }
+        self.owed = jobs.len() as u64;
+        self.make_room(0)?;
+        self.collect();
+        Ok(())
+    }
+
+    // ---- room ----
+
+    fn usable(size: u64) -> u64 {
+        size - FILE_OVERHEAD
+    }
+
+    /// Short records that fit in the space allocated and not yet written,
+    /// if the next record written takes `n` bytes.
+    fn slots_after(&self, n: u64) -> Option<u64> {
+        let cur = self.cur.as_ref()?;
+        let rem = cur.size - cur.off;
+        let spares = |skip: usize| -> u64 {
+            self.spares[skip..]
+                .iter()
+                .map(|s| Self::usable(s.size) / SHORT)
+                .sum()
+        };
+        if n <= rem {
+            return Some((rem - n) / SHORT + spares(0));
+        }
+        let first = self.spares.first()?;
+        if Self::usable(first.size) < n {
+            return None;
+        }
+        Some((Self::usable(first.size) - n) / SHORT + spares(1))
+    }
+
+    /// Makes sure that after a record of `n` bytes every owed short record
+    /// still fits, creating or growing spare files as needed.
+    fn make_room(&mut self, n: u64) -> Result<(), JournalError> {
+        loop {
+            let cur = self.cur.as_ref().ok_or(JournalError::Io)?;
+            let fits_cur = n <= cur.size - cur.off;
+            if !fits_cur
+                && let Some(first) = self.spares.first_mut()
+                && Self::usable(first.size) < n
+            {
+                // A record bigger than a file: grow the next file for it.
+                let size = files::round_up(n + FILE_OVERHEAD);
+                files::allocate(&first.file, size).map_err(|e| no_space(&self.dir, e))?;
+                first.size = size;
+                self.files.entry(first.no).or_default().size = size;
+            }
+            match self.slots_after(n) {
+                Some(s) if s >= self.owed => return Ok(()),
+                _ => self.add_spare(n)?,
+            }
+        }
+    }
+
+    fn add_spare(&mut self, n: u64) -> Result<(), JournalError> {
+        let no = self
+            .files
+            .keys()
+            .next_back()
+            .map_or(1, |n| n + 1)
+            .max(self.cur.as_ref().map_or(1, |c| c.no + 1));
+        let size = self.file_size.max(files::round_up(n + FILE_OVERHEAD));
+        let file = files::create(&self.dir, no, size).map_err(|e| no_space(&self.dir, e))?;
+        self.files.insert(
+            no,
+            FileInfo {
+                size,
+                ..FileInfo::default()
+            },
+        );
+        self.spares.push(Spare {
+            no,
+            file: Arc::new(file),
+            size,
+        });
+        Ok(())
+    }
+
+    // ---- writing ----
+
+    /// Writes one encoded record (in `self.scratch`) to the current file,
+    /// moving to the next spare when it does not fit. Returns its file.
+    fn write_scratch(&mut self) -> Result<FileNo, JournalError> {
+        let n = self.scratch.len() as u64;
+        let fits = self.cur.as_ref().is_some_and(|c| n <= c.size - c.off);
+        if !fits {
+            self.rotate()?;
+        }
+        let cur = self.cur.as_mut().ok_or(JournalError::Io)?;
+        if let Err(e) = cur.file.write_all_at(&self.scratch, cur.off) {
+            error!(
+                "binlog: writing binlog.{} at byte {} failed: {e}; leaving that file",
+                cur.no, cur.off
+            );
+            self.retire();
+            return Err(JournalError::Io);
+        }
+        cur.off += n;
+        self.written += 1;
+        self.stats.records_written += 1;
+        Ok(cur.no)
+    }
+
+    /// Leaves the current file (trimmed to what was written) for the next
+    /// spare.
+    fn rotate(&mut self) -> Result<(), JournalError> {
+        if self.spares.is_empty() {
+            return Err(JournalError::NoSpace);
+        }
+        self.retire();
+        let s = self.spares.remove(0);
+        self.cur = Some(Writing {
+            no: s.no,
+            file: s.file,
+            off: HEADER_SIZE as u64,
+            size: s.size,
+        });
+        self.write_id_record();
+        Ok(())
+    }
+
+    /// Closes the current file: trimmed, synced off the loop, kept until
+    /// its jobs are gone.
+    fn retire(&mut self) {
+        let Some(cur) = self.cur.take() else { return };
+        if let Err(e) = cur.file.set_len(cur.off) {
+            warn!("binlog: cannot trim binlog.{}: {e}", cur.no);
+        } else {
+            self.files.entry(cur.no).or_default().size = cur.off;
+        }
+        if let Some(s) = &self.syncer {
+            s.send(Request::Retire { file: cur.file });
+        }
+        self.collect();
+    }
+
+    fn write_id_record(&mut self) {
+        if self.max_id == 0 || self.max_id_live {
+            return;
+        }
+        let rec = JobRec {
+            id: self.max_id,
+            pri: 0,
+            delay: 0,
+            ttr: 0,
+            body_size: 0,
+            created_at: 0,
+            deadline_at: 0,
+            counts: Default::default(),
+            state: DiskState::Deleted,
+        };
+        // Not in `scratch`: a rotation in the middle of writing a record
+        // comes here with that record still in it.
+        let mut buf = Vec::with_capacity(SHORT_SIZE);
+        record::encode_short(&mut buf, &rec);
+        // Room for it is outside the books (FILE_OVERHEAD).
+        if let Some(cur) = &mut self.cur {
+            match cur.file.write_all_at(&buf, cur.off) {
+                Ok(()) => {
+                    cur.off += SHORT;
+                    self.written += 1;
+                    self.stats.records_written += 1;
+                }
+                Err(e) => warn!("binlog: cannot write the id record: {e}"),
+            }
+        }
+    }
+
+    /// The record of `img`; `now` is the engine's clock, which is
+    /// monotonic, while the binlog's times are wall-clock.
+    fn jobrec(img: &Image, state: DiskState, now: Nanos) -> JobRec {
+        let wall = wall_now();
+        let to_wall = |t: Nanos| wall.saturating_add(t as i64 - now as i64);
+        JobRec {
+            id: img.id,
+            pri: img.pri,
+            delay: img.delay as i64 * NANOS_PER_SEC as i64,
+            ttr: img.ttr as i64 * NANOS_PER_SEC as i64,
+            body_size: img.body_len as i32,
+            created_at: to_wall(img.created_at),
+            deadline_at: match img.state {
+                LoggedState::Delayed => to_wall(img.deadline),
+                _ => 0,
+            },
+            counts: img.counts,
+            state,
+        }
+    }
+
+    fn disk_state(s: LoggedState) -> DiskState {
+        match s {
+            LoggedState::Ready => DiskState::Ready,
+            LoggedState::Reserved => DiskState::Reserved,
+            LoggedState::Delayed => DiskState::Delayed,
+            LoggedState::Buried => DiskState::Buried,
+        }
+    }
+
+    /// Writes a full record of `img` and makes its file the job's home.
+    fn write_full(
+        &mut self,
+        img: &Image,
+        tube: &str,
+        body: &[u8],
+        now: Nanos,
+        owed_after: u64,
+    ) -> Result<FileNo, JournalError> {
+        let n = record::full_size(tube.len(), body.len()) as u64;
+        let owed = self.owed;
+        self.owed = owed_after;
+        let room = self.make_room(n);
+        self.owed = owed;
+        room?;
+        let rec = Self::jobrec(img, Self::disk_state(img.state), now);
+        self.scratch.clear();
+        record::encode_full(&mut self.scratch, tube.as_bytes(), &rec, body);
+        let home = self.write_scratch()?;
+        self.owed = owed_after;
+        let f = self.files.entry(home).or_default();
+        f.refs += 1;
+        f.live_bytes += n;
+        f.keys.push(img.key);
+        Ok(home)
+    }
+
+    /// Takes a job's full record out of its old home's books.
+    fn leave_home(&mut self, img: &Image, size: u64) {
+        if let Some(f) = self.files.get_mut(&img.home) {
+            f.refs = f.refs.saturating_sub(1);
+            f.live_bytes = f.live_bytes.saturating_sub(size);
+            if f.refs == 0 {
+                f.keys = Vec::new();
+            }
+        }
+    }
+
+    fn write_short(&mut self, rec: &JobRec) -> Result<(), JournalError> {
+        self.scratch.clear();
+        record::encode_short(&mut self.scratch, rec);
+        self.write_scratch().map(|_| ())
+    }
+
+    // ---- syncing, for the event loop ----
+
+    /// Records written since start (a sequence number for sync waits).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Records known durable. Without fsync, everything written counts.
+    pub fn synced(&self) -> u64 {
+        match self.policy {
+            SyncPolicy::Never => self.written,
+            SyncPolicy::Every(_) => self.synced,
+        }
+    }
+
+    /// When the next fsync should start, if one is wanted.
+    pub fn sync_due(&self) -> Option<Instant> {
+        match self.policy {
+            SyncPolicy::Every(every) if self.written > self.requested => {
+                Some(self.last_sync + every)
+            }
+            _ => None,
+        }
+    }
+
+    /// Starts an fsync if one is due at `now`; returns whether it did.
+    pub fn start_sync(&mut self, now: Instant) -> bool {
+        let (Some(due), Some(syncer), Some(cur)) = (self.sync_due(), &self.syncer, &self.cur)
+        else {
+            return false;
+        };
+        if now < due {
+            return false;
+        }
+        syncer.send(Request::Sync {
+            file: cur.file.clone(),
+            seq: self.written,
+        });
+        self.requested = self.written;
+        self.last_sync = now;
+        true
+    }
+
+    /// Takes in the sync thread's reports; returns the records now durable.
+    pub fn sync_completed(&mut self) -> u64 {
+        if let Some(seq) = self.syncer.as_ref().and_then(|s| s.completed()) {
+            self.synced = self.synced.max(seq);
+        }
+        self.synced()
+    }
+
+    /// A clean stop: everything written is made durable, the current file
+    /// is trimmed, and unused spares are removed.
+    pub fn close(&mut self) {
+        if let Some(cur) = &self.cur {
+            if self.policy != SyncPolicy::Never
+                && let Err(e) = cur.file.sync_data()
+            {
+                error!("binlog: final fsync failed: {e}");
+            }
+            if let Err(e) = cur.file.set_len(cur.off) {
+                warn!("binlog: cannot trim binlog.{}: {e}", cur.no);
+            }
+        }
+        if let Some(mut s) = self.syncer.take() {
+            s.finish();
+        }
+        for s in self.spares.drain(..) {
+            let _ = std::fs::remove_file(files::path_of(&self.dir, s.no));
+        }
+        self.synced = self.written;
+    }
+
+    /// Deletes leading files that no live job calls home.
+    fn collect(&mut self) {
+        let cur = self.cur.as_ref().map_or(FileNo::MAX, |c| c.no);
+        while let Some((&no, f)) = self.files.first_key_value() {
+            if no >= cur || f.refs > 0 || self.spares.iter().any(|s| s.no == no) {
+                break;
+            }
+            let path = files::path_of(&self.dir, no);
+            if let Err(e) = std::fs::remove_file(&path) {
+                warn!("binlog: cannot remove {}: {e}", path.display());
+                break;
+            }
+            info!("binlog: removed {}, which held no live job", path.display());
+            self.files.remove(&no);
+        }
+    }
+}
+
+impl Journal for Binlog {
+    fn put(
+        &mut self,
+        img: &Image,
+        tube: &str,
+        body: &[u8],
+        now: Nanos,
+    ) -> Result<FileNo, JournalError> {
+        let home = self.write_full(img, tube, body, now, self.owed + 1)?;
+        if img.id >= self.max_id {
+            self.max_id = img.id;
+            self.max_id_live = true;
+        }
+        Ok(home)
+    }
+
+    fn update(&mut self, img: &Image, now: Nanos) -> Result<(), JournalError> {
+        self.make_room(SHORT)?;
+        let rec = Self::jobrec(img, Self::disk_state(img.state), now);
+        self.write_short(&rec)
+    }
+
+    fn delete(&mut self, img: &Image, now: Nanos) -> Result<(), JournalError> {
+        // Uses the job's own owed record: no room to find.
+        let rec = Self::jobrec(img, DiskState::Deleted, now);
+        self.write_short(&rec)?;
+        self.owed = self.owed.saturating_sub(1);
+        if img.id == self.max_id {
+            self.max_id_live = false;
+        }
+        self.leave_home(
+            img,
+            full_record_size(img.tube_len as u64 + img.body_len as u64),
+        );
+        self.collect();
+        Ok(())
+    }
+
+    fn wants_moved(&mut self) -> Option<(FileNo, Vec<JobKey>)> {
+        let cur = self.cur.as_ref()?.no;
+        let closed: u64 = self.files.range(..cur).map(|(_, f)| f.size).sum();
+        let live: u64 = self.files.values().map(|f| f.live_bytes).sum();
+        if closed <= live + self.file_size {
+            return None;
+        }
+        let (&no, f) = self.files.range(..cur).find(|(_, f)| f.refs > 0)?;
+        Some((no, f.keys.clone()))
+    }
+
+    fn migrate(
+        &mut self,
+        img: &Image,
+        tube: &str,
+        body: &[u8],
+        now: Nanos,
+    ) -> Result<FileNo, JournalError> {
+        let home = self.write_full(img, tube, body, now, self.owed)?;
+        self.leave_home(
+            img,
+            full_record_size(img.tube_len as u64 + img.body_len as u64),
+        );
+        self.stats.records_migrated += 1;
+        self.collect();
+        Ok(home)
+    }
+
+    fn stats(&self) -> JournalStats {
+        JournalStats {
+            oldest_index: self.files.keys().next().copied().unwrap_or(0) as u64,
+            current_index: self.cur.as_ref().map_or(0, |c| c.no) as u64,
+            ..self.stats
+        }
+    }
+}

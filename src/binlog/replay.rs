@@ -1,0 +1,291 @@
+//! Recovery: from the bytes of every binlog file, oldest first, to the jobs
+//! that were alive. Pure: the caller reads the files and passes the clocks.
+//!
+//! The rules are beanstalkd's (a job is created by its first full record,
+//! updated by every later record, removed by a delete; a short record for a
+//! job not seen is ignored; a reserved job comes back ready), except where
+//! beanstalkd loses or corrupts jobs:
+//! - a body is never compared with `-z`: a job that was accepted is kept;
+//! - damage ends only the file it is in, and is reported with its offset;
+//! - a buried job keeps its bury count, and buried jobs come back in the
+//!   order of their last bury, not of their first record;
+//! - every id seen, even in a record of a deleted job, raises the next id.
+
+use std::collections::HashMap;
+
+use super::record::{DiskState, HeaderError, JobRec, Reader};
+use crate::job::{NANOS_PER_SEC, Nanos};
+use crate::journal::{FileNo, Restored, RestoredState};
+
+/// What a file held that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Shorter than its header: created, never written. Safe to remove.
+    Empty(FileNo),
+    /// A version other than 5 or 7. The file is left alone, unread.
+    UnknownVersion(FileNo, i32),
+    /// Records from `offset` on were skipped.
+    Damaged {
+        file: FileNo,
+        offset: usize,
+        skipped: usize,
+        what: super::record::Damage,
+    },
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Empty(n) => write!(f, "binlog.{n} is empty"),
+            Problem::UnknownVersion(n, v) => write!(
+                f,
+                "binlog.{n} has format version {v}, which sprout cannot read; it is left as it is"
+            ),
+            Problem::Damaged {
+                file,
+                offset,
+                skipped,
+                what,
+            } => write!(
+                f,
+                "binlog.{file}: {what} at byte {offset}; the last {skipped} bytes of the file were not read"
+            ),
+        }
+    }
+}
+
+/// The outcome of reading every file.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// Live jobs, in order of first appearance.
+    pub jobs: Vec<Restored>,
+    /// One above the largest id in any record.
+    pub next_id: u64,
+    /// Files that were read (version 5 or 7), whether or not damaged.
+    pub read: Vec<FileNo>,
+    pub problems: Vec<Problem>,
+}
+
+struct Partial {
+    rec: JobRec,
+    tube: String,
+    body: Box<[u8]>,
+    home: FileNo,
+    first_seen: u64,
+    /// Position of the record that last buried the job.
+    bury_rank: u64,
+}
+
+/// Replays `files` (number, contents), which must be in ascending order.
+/// `wall_now` is nanoseconds since the epoch; `now` is the engine's clock.
+pub fn replay<'a>(
+    files: impl IntoIterator<Item = (FileNo, &'a [u8])>,
+    wall_now: i64,
+    now: Nanos,
+) -> Replayed {
+    let mut out = Replayed {
+        next_id: 1,
+        ..Replayed::default()
+    };
+    let mut live: HashMap<u64, Partial> = HashMap::new();
+    let mut seq = 0u64;
+    for (no, bytes) in files {
+        let reader = match Reader::new(bytes) {
+            Ok(r) => r,
+            Err(HeaderError::Empty) => {
+                out.problems.push(Problem::Empty(no));
+                continue;
+            }
+            Err(HeaderError::Version(v)) => {
+                out.problems.push(Problem::UnknownVersion(no, v));
+                continue;
+            }
+        };
+        out.read.push(no);
+        for item in reader {
+            let r = match item {
+                Ok(r) => r,
+                Err((offset, what)) => {
+                    out.problems.push(Problem::Damaged {
+                        file: no,
+                        offset,
+                        skipped: bytes.len() - offset,
+                        what,
+                    });
+                    break;
+                }
+            };
+            seq += 1;
+            let id = r.rec.id;
+            out.next_id = out.next_id.max(id.saturating_add(1));
+            if r.rec.state == DiskState::Deleted {
+                live.remove(&id);
+                continue;
+            }
+            let p = match (live.get_mut(&id), r.tube, r.body) {
+                (Some(p), tube, body) => {
+                    p.rec = r.rec;
+                    if let (Some(tube), Some(body)) = (tube, body) {
+                        p.tube = tube.to_string();
+                        p.body = body.into();
+                        p.home = no;
+                    }
+                    p
+                }
+                (None, Some(tube), Some(body)) => live.entry(id).or_insert(Partial {
+                    rec: r.rec,
+                    tube: tube.to_string(),
+                    body: body.into(),
+                    home: no,
+                    first_seen: seq,
+                    bury_rank: 0,
+                }),
+                // A short record of a job whose full record is gone.
+                _ => continue,
+            };
+            if r.rec.state == DiskState::Buried {
+                p.bury_rank = seq;
+            }
+        }
+    }
+    let mut jobs: Vec<Partial> = live.into_values().collect();
+    jobs.sort_unstable_by_key(|p| p.first_seen);
+    out.jobs = jobs
+        .into_iter()
+        .map(|p| restored(p, wall_now, now))
+        .collect();
+    out
+}
+
+fn restored(p: Partial, wall_now: i64, now: Nanos) -> Restored {
+    let r = &p.rec;
+    let secs = |ns: i64| (ns.max(0) as u64 / NANOS_PER_SEC).min(u32::MAX as u64) as u32;
+    let state = match r.state {
+        DiskState::Buried => RestoredState::Buried { rank: p.bury_rank },
+        DiskState::Delayed if r.deadline_at > wall_now => RestoredState::Delayed {
+            until: now.saturating_add((r.deadline_at - wall_now) as u64),
+        },
+        _ => RestoredState::Ready,
+    };
+    let age = wall_now.saturating_sub(r.created_at).max(0) as u64;
+    Restored {
+        id: r.id,
+        tube: p.tube,
+        pri: r.pri,
+        delay: secs(r.delay),
+        ttr: secs(r.ttr).max(1),
+        created_at: now.saturating_sub(age),
+        counts: r.counts,
+        state,
+        body: p.body,
+        home: p.home,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::record::{encode_full, encode_header, encode_short};
+    use super::*;
+    use crate::job::Counts;
+
+    const WALL: i64 = 1_800_000_000 * NANOS_PER_SEC as i64;
+    const NOW: Nanos = 1 << 60;
+
+    fn rec(id: u64, state: DiskState) -> JobRec {
+        JobRec {
+            id,
+            pri: 10,
+            delay: 0,
+            ttr: 5 * NANOS_PER_SEC as i64,
+            body_size: 3,
+            created_at: WALL - 7 * NANOS_PER_SEC as i64,
+            deadline_at: 0,
+            counts: Counts::default(),
+            state,
+        }
+    }
+
+    fn file(records: &[(Option<&str>, JobRec)]) -> Vec<u8> {
+        let mut f = Vec::new();
+        encode_header(&mut f);
+        for (tube, r) in records {
+            match tube {
+                Some(t) => encode_full(&mut f, t.as_bytes(), r, b"x\r\n"),
+                None => encode_short(&mut f, r),
+            }
+        }
+        f
+    }
+
+    #[test]
+    fn states_ids_and_order() {
+        let mut delayed = rec(3, DiskState::Delayed);
+        delayed.deadline_at = WALL + 4 * NANOS_PER_SEC as i64;
+        let mut buried1 = rec(1, DiskState::Buried);
+        buried1.counts.buries = 1;
+        let f1 = file(&[
+            (Some("a"), rec(1, DiskState::Ready)),
+            (Some("b"), rec(2, DiskState::Ready)),
+            (Some("a"), delayed),
+            (Some("a"), rec(4, DiskState::Ready)),
+            (None, rec(2, DiskState::Buried)),
+            (None, rec(4, DiskState::Reserved)),
+        ]);
+        let f2 = file(&[
+            (None, buried1),
+            (None, rec(9, DiskState::Deleted)),
+            (None, rec(77, DiskState::Ready)), // job unknown: ignored
+        ]);
+        let r = replay([(1, &f1[..]), (2, &f2[..])], WALL, NOW);
+        assert!(r.problems.is_empty());
+        assert_eq!(r.next_id, 78);
+        let got: Vec<(u64, RestoredState, u32)> = r
+            .jobs
+            .iter()
+            .map(|j| (j.id, j.state, j.counts.buries))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                // Buried later than job 2, so behind it in the FIFO.
+                (1, RestoredState::Buried { rank: 7 }, 1),
+                (2, RestoredState::Buried { rank: 5 }, 0),
+                (
+                    3,
+                    RestoredState::Delayed {
+                        until: NOW + 4 * NANOS_PER_SEC
+                    },
+                    0
+                ),
+                (4, RestoredState::Ready, 0),
+            ]
+        );
+        assert_eq!(r.jobs[0].created_at, NOW - 7 * NANOS_PER_SEC);
+        assert_eq!(r.jobs[0].ttr, 5);
+        assert_eq!(r.jobs[1].tube, "b");
+    }
+
+    #[test]
+    fn damage_ends_only_its_file() {
+        let mut f1 = file(&[(Some("a"), rec(1, DiskState::Ready))]);
+        let good = f1.len();
+        f1.extend_from_slice(&file(&[(Some("a"), rec(2, DiskState::Ready))])[4..20]);
+        let f2 = file(&[(Some("a"), rec(3, DiskState::Ready))]);
+        let r = replay([(1, &f1[..]), (2, &f2[..]), (3, &[][..])], WALL, NOW);
+        let ids: Vec<u64> = r.jobs.iter().map(|j| j.id).collect();
+        assert_eq!(ids, vec![1, 3]);
+        assert_eq!(
+            r.problems,
+            vec![
+                Problem::Damaged {
+                    file: 1,
+                    offset: good,
+                    skipped: 16,
+                    what: super::super::record::Damage::Truncated
+                },
+                Problem::Empty(3)
+            ]
+        );
+        assert_eq!(r.read, vec![1, 2]);
+    }
+}
