@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Client, Server, sprout_bin};
+use common::{Client, Server, put, sprout_bin};
 
 /// A fresh directory under the system temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -46,17 +46,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn put(c: &mut Client, pri: u32, delay: u32, ttr: u32, body: &[u8]) -> u64 {
-    let mut cmd = format!("put {pri} {delay} {ttr} {}\r\n", body.len()).into_bytes();
-    cmd.extend_from_slice(body);
-    cmd.extend_from_slice(b"\r\n");
-    let reply = String::from_utf8(c.ask(cmd)).unwrap();
-    reply
-        .strip_prefix("INSERTED ")
-        .and_then(|r| r.trim_end().parse().ok())
-        .unwrap_or_else(|| panic!("put: {reply}"))
 }
 
 fn stop(mut s: Server) {

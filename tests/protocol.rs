@@ -2,19 +2,8 @@
 
 mod common;
 
-use common::{Client, Server};
+use common::{Server, put};
 use std::time::Duration;
-
-fn put(c: &mut Client, pri: u32, delay: u32, ttr: u32, body: &[u8]) -> u64 {
-    let mut cmd = format!("put {pri} {delay} {ttr} {}\r\n", body.len()).into_bytes();
-    cmd.extend_from_slice(body);
-    cmd.extend_from_slice(b"\r\n");
-    let reply = String::from_utf8(c.ask(cmd)).unwrap();
-    reply
-        .strip_prefix("INSERTED ")
-        .and_then(|r| r.trim_end().parse().ok())
-        .unwrap_or_else(|| panic!("put: {reply}"))
-}
 
 #[test]
 fn put_reserve_delete_and_peeks() {

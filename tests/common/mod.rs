@@ -234,3 +234,15 @@ impl Client {
         }
     }
 }
+
+/// Puts a job and returns its id; panics on any reply but INSERTED.
+pub fn put(c: &mut Client, pri: u32, delay: u32, ttr: u32, body: &[u8]) -> u64 {
+    let mut cmd = format!("put {pri} {delay} {ttr} {}\r\n", body.len()).into_bytes();
+    cmd.extend_from_slice(body);
+    cmd.extend_from_slice(b"\r\n");
+    let reply = String::from_utf8(c.ask(cmd)).unwrap();
+    reply
+        .strip_prefix("INSERTED ")
+        .and_then(|r| r.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("put: {reply}"))
+}
