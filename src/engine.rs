@@ -176,20 +176,12 @@ impl Engine {
             }
             let tube = self.tubes.find_or_make(&r.tube);
             let key = self.jobs.insert(Job {
-                id: r.id,
                 pri: r.pri,
                 delay: r.delay,
                 ttr: r.ttr.max(1),
-                created_at: r.created_at,
-                deadline: 0,
-                state: State::Ready,
-                tube,
-                pos: 0,
-                reserver: 0,
-                timer: None,
                 counts: r.counts,
                 file: r.home,
-                body: r.body,
+                ..Job::new(r.id, tube, r.created_at, r.body)
             }) as JobKey;
             self.ids.insert(r.id, key);
             match r.state {
@@ -357,20 +349,11 @@ impl Engine {
             }
         }
         let key = self.jobs.insert(Job {
-            id,
             pri,
             delay,
             ttr,
-            created_at,
-            deadline: 0,
-            state: State::Ready,
-            tube,
-            pos: 0,
-            reserver: 0,
-            timer: None,
-            counts: Counts::default(),
             file,
-            body,
+            ..Job::new(id, tube, created_at, body)
         }) as JobKey;
         self.ids.insert(id, key);
         if delay > 0 {

@@ -71,6 +71,28 @@ pub struct Job {
 }
 
 impl Job {
+    /// A job with the given id, tube, creation time and body; priority 0,
+    /// no delay, TTR 1, no counts, no binlog file, and not yet in any heap
+    /// (the caller sets the fields it knows and then places the job).
+    pub fn new(id: u64, tube: TubeId, created_at: Nanos, body: Box<[u8]>) -> Job {
+        Job {
+            id,
+            pri: 0,
+            delay: 0,
+            ttr: 1,
+            created_at,
+            deadline: 0,
+            state: State::Ready,
+            tube,
+            pos: 0,
+            reserver: 0,
+            timer: None,
+            counts: Counts::default(),
+            file: 0,
+            body,
+        }
+    }
+
     /// Body length without the CRLF.
     pub fn bytes(&self) -> usize {
         self.body.len() - 2
