@@ -138,6 +138,14 @@ fn secs(n: u32) -> Nanos {
     n as Nanos * NANOS_PER_SEC
 }
 
+/// What [`Engine::restore`] hands back for the binlog.
+pub struct Restoration {
+    /// Each restored job's key and home file.
+    pub placed: Vec<(JobKey, FileNo)>,
+    /// Buried jobs whose rank was inferred rather than read, in bury order.
+    pub unranked: Vec<JobKey>,
+}
+
 impl Engine {
     pub fn new(max_job_size: u32, info: ServerInfo, now: Nanos) -> Self {
         Engine {
@@ -158,18 +166,11 @@ impl Engine {
         }
     }
 
-    /// Loads jobs read back from the binlog, in the order given (which is
-    /// the buried jobs' order), before any client connects. New ids start
-    /// at `next_id` at least.
-    /// Returns each restored job's key and home file, for the binlog.
-    pub fn restore(
-        &mut self,
-        jobs: Vec<Restored>,
-        next_id: u64,
-        now: Nanos,
-    ) -> Vec<(JobKey, FileNo)> {
+    /// Loads jobs read back from the binlog before any client connects.
+    /// New ids start at `next_id` at least.
+    pub fn restore(&mut self, jobs: Vec<Restored>, next_id: u64, now: Nanos) -> Restoration {
         let mut placed = Vec::with_capacity(jobs.len());
-        let mut buried = Vec::new();
+        let mut unranked = Vec::new();
         for r in jobs {
             if self.ids.contains_key(&r.id) {
                 continue;
@@ -188,17 +189,38 @@ impl Engine {
                 RestoredState::Ready => self.make_ready(key),
                 RestoredState::Delayed { until } if until > now => self.make_delayed(key, until),
                 RestoredState::Delayed { .. } => self.make_ready(key),
-                RestoredState::Buried { rank } => buried.push((rank, key)),
+                RestoredState::Buried { rank, logged } => {
+                    self.make_buried(key, rank);
+                    self.seq = self.seq.max(rank);
+                    if !logged {
+                        unranked.push((rank, key));
+                    }
+                }
             }
             placed.push((key, r.home));
             self.next_id = self.next_id.max(r.id + 1);
         }
-        buried.sort_unstable();
-        for (_, key) in buried {
-            self.make_buried(key);
-        }
         self.next_id = self.next_id.max(next_id);
-        placed
+        unranked.sort_unstable();
+        Restoration {
+            placed,
+            unranked: unranked.into_iter().map(|(_, k)| k).collect(),
+        }
+    }
+
+    /// Logs the bury rank of restored buried jobs whose rank was not on
+    /// disk, in bury order, so that compaction can later move any buried
+    /// job without changing the order a restart gives.
+    pub fn log_ranks(
+        &mut self,
+        keys: &[JobKey],
+        journal: &mut dyn Journal,
+        now: Nanos,
+    ) -> Result<(), JournalError> {
+        for &key in keys {
+            journal.update(&self.image(key), now)?;
+        }
+        Ok(())
     }
 
     pub fn max_job_size(&self) -> u32 {
@@ -328,6 +350,7 @@ impl Engine {
                 ttr,
                 created_at,
                 deadline: now + secs(delay),
+                rank: 0,
                 counts: Counts::default(),
                 state: if delay > 0 {
                     LoggedState::Delayed
@@ -434,7 +457,10 @@ impl Engine {
                         } else {
                             LoggedState::Ready
                         };
-                        if let Err(e) = self.log(sink, |j| j.update(&img, now)) {
+                        let logged = self.log(sink, |j| j.update(&img, now));
+                        // beanstalkd does not log a release without delay,
+                        // so never fails one: neither does sprout.
+                        if let (Err(e), true) = (logged, delay > 0) {
                             return self.refuse(c, e, sink);
                         }
                         self.unlink(key);
@@ -461,14 +487,17 @@ impl Engine {
                         img.pri = pri;
                         img.counts.buries += 1;
                         img.state = LoggedState::Buried;
-                        if let Err(e) = self.log(sink, |j| j.update(&img, now)) {
-                            return self.refuse(c, e, sink);
+                        img.rank = self.next_seq();
+                        if self.log(sink, |j| j.update(&img, now)).is_err() {
+                            // beanstalkd's reply when a bury cannot be logged.
+                            sink.out(c).extend_from_slice(b"INTERNAL_ERROR\r\n");
+                            return Outcome::Done;
                         }
                         self.unlink(key);
                         let job = &mut self.jobs[key as usize];
                         job.pri = pri;
                         job.counts.buries += 1;
-                        self.make_buried(key);
+                        self.make_buried(key, img.rank);
                         b"BURIED\r\n"
                     }
                     None => b"NOT_FOUND\r\n",
@@ -745,13 +774,13 @@ impl Engine {
                 if self.jobs[key as usize].state != State::Ready {
                     // Out of buried or delayed: logged, so that a restart
                     // does not put the job back (beanstalkd does).
+                    // beanstalkd never fails a reserve-job: without room
+                    // the job is reserved unlogged, and a restart puts it
+                    // back where it was, as beanstalkd always does.
                     let mut img = self.image(key);
                     img.counts.reserves += 1;
                     img.state = LoggedState::Reserved;
-                    if let Err(e) = self.log(sink, |j| j.update(&img, now)) {
-                        self.refuse(c, e, sink);
-                        return;
-                    }
+                    let _ = self.log(sink, |j| j.update(&img, now));
                 }
                 // Unlike reserve, only a successful reserve-job makes a worker.
                 self.mark_worker(c);
@@ -951,15 +980,23 @@ impl Engine {
         self.totals.delayed += 1;
     }
 
-    fn make_buried(&mut self, key: JobKey) {
+    /// Buries `key` at `rank` in its tube's bury order (see
+    /// [`next_seq`](Self::next_seq)).
+    fn make_buried(&mut self, key: JobKey, rank: u64) {
         let job = &mut self.jobs[key as usize];
         job.state = State::Buried;
         let t = job.tube;
-        self.seq += 1;
         self.tubes.slab[t as usize]
             .buried
-            .push(self.seq, key, &mut JobPositions(&mut self.jobs));
+            .push(rank, key, &mut JobPositions(&mut self.jobs));
         self.totals.buried += 1;
+    }
+
+    /// The next number in the one sequence that orders buries and
+    /// reservations.
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
     }
 
     fn make_reserved(&mut self, key: JobKey, c: ClientId, now: Nanos) {
@@ -969,10 +1006,7 @@ impl Engine {
     /// Reserves `key` to `c` until its TTR runs out; `seq` is the place in
     /// `c`'s reservation order (a new one when None).
     fn hold(&mut self, key: JobKey, c: ClientId, now: Nanos, seq: Option<u64>) {
-        let seq = seq.unwrap_or_else(|| {
-            self.seq += 1;
-            self.seq
-        });
+        let seq = seq.unwrap_or_else(|| self.next_seq());
         let job = &mut self.jobs[key as usize];
         job.state = State::Reserved;
         job.reserver = c;
@@ -1015,6 +1049,13 @@ impl Engine {
             ttr: job.ttr,
             created_at: job.created_at,
             deadline: job.deadline,
+            rank: match job.state {
+                State::Buried => self.tubes.slab[job.tube as usize]
+                    .buried
+                    .key_at(job.pos)
+                    .unwrap_or(0),
+                _ => 0,
+            },
             counts: job.counts,
             state: match job.state {
                 State::Ready => LoggedState::Ready,

@@ -36,6 +36,9 @@ pub struct Image {
     pub created_at: Nanos,
     /// When a delayed job becomes ready; ignored in other states.
     pub deadline: Nanos,
+    /// A buried job's place in its tube's bury order (larger is later);
+    /// ignored in other states.
+    pub rank: u64,
     pub counts: Counts,
     pub state: LoggedState,
     /// The file holding the job's newest full record.
@@ -94,8 +97,12 @@ pub enum RestoredState {
         until: Nanos,
     },
     /// Buried jobs are queued by ascending rank (the order they were buried).
+    /// `logged` is false when the rank was not on disk but inferred from the
+    /// record's position (files beanstalkd wrote): such a job's rank must be
+    /// logged before compaction can move any buried job.
     Buried {
         rank: u64,
+        logged: bool,
     },
 }
 

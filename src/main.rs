@@ -148,13 +148,21 @@ fn open_binlog(
         .map(|j| (j.tube.len() + j.body.len()) as u64)
         .collect();
     let count = replayed.jobs.len();
-    let placed = engine.restore(replayed.jobs, replayed.next_id, now);
-    if let Err(e) = binlog.adopt(&placed, &payloads) {
+    let restored = engine.restore(replayed.jobs, replayed.next_id, now);
+    if let Err(e) = binlog.adopt(&restored.placed, &payloads) {
         error!(
             "{}: no room to log the deletes of the {count} recovered jobs ({e:?})",
             dir.display()
         );
         exit(1);
+    }
+    if let Err(e) = engine.log_ranks(&restored.unranked, &mut binlog, now) {
+        // The jobs are all there; only a later compaction could reorder them.
+        warn!(
+            "{}: cannot log the bury order of {} buried jobs ({e:?}); free some space",
+            dir.display(),
+            restored.unranked.len()
+        );
     }
     info!("{}: recovered {count} jobs", dir.display());
     binlog

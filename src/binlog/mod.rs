@@ -416,6 +416,7 @@ impl Binlog {
             created_at: to_wall(img.created_at),
             deadline_at: match img.state {
                 LoggedState::Delayed => to_wall(img.deadline),
+                LoggedState::Buried => replay::encode_rank(img.rank),
                 _ => 0,
             },
             counts: img.counts,

@@ -8,7 +8,7 @@
 //! - a body is never compared with `-z`: a job that was accepted is kept;
 //! - damage ends only the file it is in, and is reported with its offset;
 //! - a buried job keeps its bury count, and buried jobs come back in the
-//!   order of their last bury, not of their first record;
+//!   order they were buried, not of their first record (see [`BuryOrder`]);
 //! - every id seen, even in a record of a deleted job, raises the next id.
 
 use std::collections::HashMap;
@@ -66,14 +66,45 @@ pub struct Replayed {
     pub problems: Vec<Problem>,
 }
 
+/// Where a buried job stands in its tube's bury order.
+///
+/// sprout writes a buried job's rank into the record's `deadline_at` as a
+/// negative number (beanstalkd leaves that field stale for buried jobs,
+/// never negative, and never reads it), so the order survives compaction,
+/// which rewrites old buried jobs after newer ones. Records beanstalkd wrote
+/// carry no rank: their order is the position of the record that buried
+/// the job, and they were buried after every ranked job (sprout logs a rank
+/// for each unranked buried job as it starts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BuryOrder {
+    Ranked(u64),
+    /// Position of the burying record among all records read.
+    At(u64),
+}
+
+impl BuryOrder {
+    /// Reads the order a Buried record gives; `pos` is its position.
+    fn of(rec: &JobRec, pos: u64) -> BuryOrder {
+        if rec.deadline_at < 0 {
+            BuryOrder::Ranked(rec.deadline_at.unsigned_abs())
+        } else {
+            BuryOrder::At(pos)
+        }
+    }
+}
+
+/// How a buried job's rank is written to `deadline_at`.
+pub fn encode_rank(rank: u64) -> i64 {
+    -(rank.clamp(1, i64::MAX as u64) as i64)
+}
+
 struct Partial {
     rec: JobRec,
     tube: String,
     body: Box<[u8]>,
     home: FileNo,
     first_seen: u64,
-    /// Position of the record that last buried the job.
-    bury_rank: u64,
+    bury: BuryOrder,
 }
 
 /// Replays `files` (number, contents), which must be in ascending order.
@@ -138,30 +169,46 @@ pub fn replay<'a>(
                     body: body.into(),
                     home: no,
                     first_seen: seq,
-                    bury_rank: 0,
+                    bury: BuryOrder::At(0),
                 }),
                 // A short record of a job whose full record is gone.
                 _ => continue,
             };
             if r.rec.state == DiskState::Buried {
-                p.bury_rank = seq;
+                p.bury = BuryOrder::of(&r.rec, seq);
             }
         }
     }
     let mut jobs: Vec<Partial> = live.into_values().collect();
     jobs.sort_unstable_by_key(|p| p.first_seen);
+    // Unranked buries come after every ranked one.
+    let top = jobs
+        .iter()
+        .filter(|p| p.rec.state == DiskState::Buried)
+        .filter_map(|p| match p.bury {
+            BuryOrder::Ranked(r) => Some(r),
+            BuryOrder::At(_) => None,
+        })
+        .max()
+        .unwrap_or(0);
     out.jobs = jobs
         .into_iter()
-        .map(|p| restored(p, wall_now, now))
+        .map(|p| restored(p, top, wall_now, now))
         .collect();
     out
 }
 
-fn restored(p: Partial, wall_now: i64, now: Nanos) -> Restored {
+fn restored(p: Partial, top_rank: u64, wall_now: i64, now: Nanos) -> Restored {
     let r = &p.rec;
     let secs = |ns: i64| (ns.max(0) as u64 / NANOS_PER_SEC).min(u32::MAX as u64) as u32;
     let state = match r.state {
-        DiskState::Buried => RestoredState::Buried { rank: p.bury_rank },
+        DiskState::Buried => match p.bury {
+            BuryOrder::Ranked(rank) => RestoredState::Buried { rank, logged: true },
+            BuryOrder::At(pos) => RestoredState::Buried {
+                rank: top_rank.saturating_add(pos),
+                logged: false,
+            },
+        },
         DiskState::Delayed if r.deadline_at > wall_now => RestoredState::Delayed {
             until: now.saturating_add((r.deadline_at - wall_now) as u64),
         },
@@ -248,8 +295,22 @@ mod tests {
             got,
             vec![
                 // Buried later than job 2, so behind it in the FIFO.
-                (1, RestoredState::Buried { rank: 7 }, 1),
-                (2, RestoredState::Buried { rank: 5 }, 0),
+                (
+                    1,
+                    RestoredState::Buried {
+                        rank: 7,
+                        logged: false
+                    },
+                    1
+                ),
+                (
+                    2,
+                    RestoredState::Buried {
+                        rank: 5,
+                        logged: false
+                    },
+                    0
+                ),
                 (
                     3,
                     RestoredState::Delayed {
@@ -263,6 +324,61 @@ mod tests {
         assert_eq!(r.jobs[0].created_at, NOW - 7 * NANOS_PER_SEC);
         assert_eq!(r.jobs[0].ttr, 5);
         assert_eq!(r.jobs[1].tube, "b");
+    }
+
+    #[test]
+    fn logged_ranks_order_buried_jobs_before_positions() {
+        let ranked = |id, rank| {
+            let mut r = rec(id, DiskState::Buried);
+            r.deadline_at = encode_rank(rank);
+            r
+        };
+        let f = file(&[
+            (Some("a"), rec(1, DiskState::Ready)),
+            (Some("a"), rec(2, DiskState::Ready)),
+            (None, ranked(2, 5)),
+            // Buried by beanstalkd: a stale, positive deadline_at.
+            (None, {
+                let mut r = rec(1, DiskState::Buried);
+                r.deadline_at = WALL;
+                r
+            }),
+            // Job 3 was buried first, then moved here by compaction.
+            (Some("a"), ranked(3, 2)),
+        ]);
+        let r = replay([(1, &f[..])], WALL, NOW);
+        let mut got: Vec<(RestoredState, u64)> = r.jobs.iter().map(|j| (j.state, j.id)).collect();
+        got.sort_unstable_by_key(|(s, _)| match s {
+            RestoredState::Buried { rank, .. } => *rank,
+            _ => 0,
+        });
+        assert_eq!(
+            got,
+            vec![
+                (
+                    RestoredState::Buried {
+                        rank: 2,
+                        logged: true
+                    },
+                    3
+                ),
+                (
+                    RestoredState::Buried {
+                        rank: 5,
+                        logged: true
+                    },
+                    2
+                ),
+                // After the highest rank, by the position of its record (4).
+                (
+                    RestoredState::Buried {
+                        rank: 9,
+                        logged: false
+                    },
+                    1
+                ),
+            ]
+        );
     }
 
     #[test]
