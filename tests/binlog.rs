@@ -187,9 +187,20 @@ fn damaged_tail_is_dropped_and_the_rest_recovered() {
     // A file of pure garbage too, and an empty one.
     set_contents(&dir.0.join("binlog.3"), &[0xAB; 1000]);
     set_contents(&dir.0.join("binlog.4"), b"");
-    let s = Server::start(&["-b", dir.arg()]);
+    let log = dir.0.join("stderr");
+    let s = Server::start_with(sprout_bin(), &["-b", dir.arg()], |cmd| {
+        cmd.stderr(std::fs::File::create(&log).unwrap());
+    });
     let mut c = s.connect();
     assert_eq!(c.stat("stats", "current-jobs-ready"), "9");
+    // The log says what was dropped, and where.
+    let said = std::fs::read_to_string(&log).unwrap();
+    let torn_at = bytes.len() - full;
+    assert!(
+        said.contains("binlog.1: ") && said.contains(&format!("at byte {torn_at}")),
+        "{said}"
+    );
+    assert!(said.contains("binlog.3 has format version"), "{said}");
     c.expect("peek 9\r\n", "FOUND 9 2\r\nj8\r\n");
     c.expect("peek 10\r\n", "NOT_FOUND\r\n");
     // The torn record's id could not be read, so it is given out again: the
@@ -251,7 +262,10 @@ fn beanstalkd_reads_what_sprout_writes_and_back() {
         .map(|id| job_summary(&mut c, id))
         .collect();
     stop(s);
-    let b = Server::start_with(&bean, &["-b", dir.arg()], |_| {});
+    let log = dir.0.join("stderr");
+    let b = Server::start_with(&bean, &["-b", dir.arg()], |cmd| {
+        cmd.stderr(std::fs::File::create(&log).unwrap());
+    });
     let mut c = b.connect();
     let theirs: Vec<Vec<String>> = (1..=6)
         .filter(|&id| id != 4)
@@ -277,6 +291,9 @@ fn beanstalkd_reads_what_sprout_writes_and_back() {
         .collect();
     drop(c);
     drop(b); // beanstalkd has no clean stop: it is killed, as in production
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.is_empty(), "beanstalkd complained: {said}");
+    std::fs::remove_file(&log).unwrap();
     // sprout reads beanstalkd's files.
     let s = Server::start(&["-b", dir.arg()]);
     let mut c = s.connect();
@@ -690,4 +707,42 @@ fn with_f0_the_reply_waits_for_the_sync() {
         }
         stop(s);
     }
+}
+
+/// The binlog fields of stats and stats-job agree with beanstalkd's for the
+/// same commands (ones both servers log the same way).
+#[test]
+fn binlog_stats_match_beanstalkd() {
+    let bean = beanstalkd();
+    let mut seen = Vec::new();
+    for bin in [sprout_bin(), bean.as_str()] {
+        let dir = TempDir::new("bstats");
+        let s = Server::start_bin(bin, &["-b", dir.arg(), "-s", "100000"]);
+        let mut c = s.connect();
+        for i in 0..3 {
+            put(&mut c, i, 0, 60, b"job");
+        }
+        c.expect("reserve\r\n", "RESERVED 1 3\r\njob\r\n");
+        c.expect("bury 1 9\r\n", "BURIED\r\n");
+        c.expect("kick 1\r\n", "KICKED 1\r\n");
+        c.expect("reserve\r\n", "RESERVED 2 3\r\njob\r\n");
+        c.expect("release 2 4 5\r\n", "RELEASED\r\n");
+        c.expect("delete 3\r\n", "DELETED\r\n");
+        let st = c.yaml("stats");
+        let mut fields: Vec<String> = [
+            "binlog-oldest-index",
+            "binlog-current-index",
+            "binlog-records-migrated",
+            "binlog-records-written",
+            "binlog-max-size",
+        ]
+        .iter()
+        .map(|k| format!("{k}: {}", st[*k]))
+        .collect();
+        fields.push(format!("file of 1: {}", c.stat("stats-job 1", "file")));
+        fields.push(format!("file of 2: {}", c.stat("stats-job 2", "file")));
+        seen.push(fields);
+    }
+    assert_eq!(seen[0], seen[1], "sprout, then beanstalkd");
+    assert!(seen[0].contains(&"binlog-records-written: 7".to_string()));
 }
