@@ -1,0 +1,194 @@
+//! Real, unmodified client libraries against a fresh sprout each: the
+//! scripts in tests/clients/ (Python, Ruby, PHP, Node.js) and the Rust
+//! `beanstalkc` crate (tests/clients/rust_beanstalkc.rs). Each prints one
+//! line per check; the table of results is printed and written to
+//! target/client-results.txt. scripts/test installs every library.
+
+mod common;
+
+#[path = "clients/rust_beanstalkc.rs"]
+mod rust_beanstalkc;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Server;
+
+/// The -z every client is started against (small, so "exactly -z bytes"
+/// stays quick for every library).
+pub const MAX_JOB_SIZE: usize = 8192;
+
+/// How long one client's script may take.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What one client reported.
+#[derive(Debug)]
+pub struct Outcome {
+    pub client: String,
+    pub version: String,
+    pub passed: Vec<String>,
+    pub failed: Vec<String>,
+    /// Anything else wrong: could not start, exited badly, timed out.
+    pub trouble: Option<String>,
+}
+
+impl Outcome {
+    fn parse(name: &str, out: &str) -> Outcome {
+        let mut o = Outcome {
+            client: name.to_string(),
+            version: "?".into(),
+            passed: Vec::new(),
+            failed: Vec::new(),
+            trouble: None,
+        };
+        for line in out.lines() {
+            if let Some(rest) = line.strip_prefix("client ") {
+                let mut w = rest.splitn(2, ' ');
+                o.client = w.next().unwrap_or(name).to_string();
+                o.version = w.next().unwrap_or("?").to_string();
+            } else if let Some(check) = line.strip_prefix("ok - ") {
+                o.passed.push(check.to_string());
+            } else if let Some(check) = line.strip_prefix("not ok - ") {
+                o.failed.push(check.to_string());
+            }
+        }
+        o
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `program script HOST PORT MAX` against a fresh sprout, bounded.
+fn run_script(name: &str, program: &str, script: &str) -> Outcome {
+    let server = Server::start(&["-z", &MAX_JOB_SIZE.to_string()]);
+    let dir = root().join("tests/clients");
+    let node_modules = root().join("target/client-libs/node/node_modules");
+    let child = Command::new(program)
+        .arg(dir.join(script))
+        .args([
+            "127.0.0.1",
+            &server.port.to_string(),
+            &MAX_JOB_SIZE.to_string(),
+        ])
+        .current_dir(&dir)
+        .env("NODE_PATH", &node_modules)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            let mut o = Outcome::parse(name, "");
+            o.trouble = Some(format!(
+                "cannot run {program}: {e} (scripts/test installs it)"
+            ));
+            return o;
+        }
+    };
+    let deadline = Instant::now() + SCRIPT_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_string(&mut out);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_string(&mut err);
+    }
+    let mut o = Outcome::parse(name, &out);
+    let err_tail: String = err.lines().rev().take(8).collect::<Vec<_>>().join(" | ");
+    match status {
+        None => {
+            o.trouble = Some(format!(
+                "timed out after {SCRIPT_TIMEOUT:?}; stderr: {err_tail}"
+            ))
+        }
+        Some(st) if !st.success() && o.failed.is_empty() => {
+            o.trouble = Some(format!("exited with {st}; stderr: {err_tail}"))
+        }
+        Some(_) if o.passed.is_empty() && o.failed.is_empty() => {
+            o.trouble = Some(format!("reported no checks; stderr: {err_tail}"))
+        }
+        _ => {}
+    }
+    o
+}
+
+fn table(outcomes: &[Outcome]) -> String {
+    let mut t = format!(
+        "{:<16} {:<10} {:>6} {:>6} {:>6}\n",
+        "client", "version", "checks", "passed", "failed"
+    );
+    for o in outcomes {
+        t += &format!(
+            "{:<16} {:<10} {:>6} {:>6} {:>6}{}\n",
+            o.client,
+            o.version,
+            o.passed.len() + o.failed.len(),
+            o.passed.len(),
+            o.failed.len(),
+            o.trouble
+                .as_deref()
+                .map(|t| format!("  ({t})"))
+                .unwrap_or_default()
+        );
+        for f in &o.failed {
+            t += &format!("    not ok - {f}\n");
+        }
+    }
+    t
+}
+
+#[test]
+fn every_client_library_works_against_sprout() {
+    type Run = Box<dyn FnOnce() -> Outcome + Send>;
+    let scripts: [(&str, &str, &str); 3] = [
+        ("greenstalk", "python3", "python_greenstalk.py"),
+        ("pystalk", "python3", "python_pystalk.py"),
+        ("beaneater", "ruby", "ruby_beaneater.rb"),
+    ];
+    let mut runs: Vec<Run> = scripts
+        .iter()
+        .map(|&(n, p, s)| Box::new(move || run_script(n, p, s)) as Run)
+        .collect();
+    runs.push(Box::new(|| {
+        let server = Server::start(&["-z", &MAX_JOB_SIZE.to_string()]);
+        rust_beanstalkc::run(server.port)
+    }));
+    // Two at a time: each client has its own server, and the machine has
+    // two cores.
+    let mut outcomes = Vec::new();
+    let mut pending = runs.into_iter();
+    loop {
+        let batch: Vec<_> = pending.by_ref().take(2).map(std::thread::spawn).collect();
+        if batch.is_empty() {
+            break;
+        }
+        for h in batch {
+            outcomes.push(h.join().expect("client runner panicked"));
+        }
+    }
+    let t = table(&outcomes);
+    println!("{t}");
+    let _ = std::fs::write(Path::new(&root()).join("target/client-results.txt"), &t);
+    let bad: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| !o.failed.is_empty() || o.trouble.is_some())
+        .collect();
+    assert!(bad.is_empty(), "some clients failed:\n{t}");
+}
