@@ -157,11 +157,13 @@ fn table(outcomes: &[Outcome]) -> String {
 #[test]
 fn every_client_library_works_against_sprout() {
     type Run = Box<dyn FnOnce() -> Outcome + Send>;
-    let scripts: [(&str, &str, &str); 4] = [
+    let scripts: [(&str, &str, &str); 6] = [
         ("greenstalk", "python3", "python_greenstalk.py"),
         ("pystalk", "python3", "python_pystalk.py"),
         ("beaneater", "ruby", "ruby_beaneater.rb"),
         ("pheanstalk", "php", "php_pheanstalk.php"),
+        ("node-beanstalk", "node", "node_beanstalk.js"),
+        ("fivebeans", "node", "node_fivebeans.js"),
     ];
     let mut runs: Vec<Run> = scripts
         .iter()
