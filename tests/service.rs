@@ -138,3 +138,188 @@ fn command_line() {
     let mut c = s.connect();
     assert_eq!(c.stat("stats", "max-job-size"), "10");
 }
+
+/// A system user made for one test (the suite runs as root), removed when
+/// dropped.
+struct TestUser {
+    name: String,
+}
+
+impl TestUser {
+    fn create(tag: &str) -> TestUser {
+        let name = format!("sprout-{tag}-{}", std::process::id());
+        let _ = Command::new("userdel").arg(&name).status();
+        let status = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+            ])
+            .arg(&name)
+            .status()
+            .expect("run useradd");
+        assert!(
+            status.success(),
+            "useradd {name}: the tests must run as root"
+        );
+        TestUser { name }
+    }
+
+    fn id(&self, flag: &str) -> u32 {
+        let out = Command::new("id")
+            .args([flag, &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
+}
+
+/// The Uid:, Gid: and Groups: lines of /proc/PID/status.
+fn credentials(pid: i32) -> (String, String, String) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    (line("Uid:"), line("Gid:"), line("Groups:"))
+}
+
+#[test]
+fn dash_u_drops_privileges_after_binding() {
+    let user = TestUser::create("u");
+    let (uid, gid) = (user.id("-u"), user.id("-g"));
+    // A port below 1024 needs root to bind; sprout binds it, then becomes
+    // the user. Free ones are found by binding them first.
+    let free_low: Vec<u16> = (900u16..1024)
+        .filter(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .take(3)
+        .collect();
+    let mut served = None;
+    for port in free_low {
+        let mut child = Command::new(sprout_bin())
+            .args(["-l", "127.0.0.1", "-p", &port.to_string(), "-u", &user.name])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sprout");
+        let up = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        if up && child.try_wait().unwrap().is_none() {
+            served = Some((child, port));
+            break;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let (mut child, port) = served.expect("sprout did not serve on a privileged port");
+    let mut c = Client::connect(port);
+    c.expect("put 0 0 10 2\r\nhi\r\n", "INSERTED 1\r\n");
+    let (uids, gids, groups) = credentials(child.id() as i32);
+    assert_eq!(uids, format!("{uid} {uid} {uid} {uid}"));
+    assert_eq!(gids, format!("{gid} {gid} {gid} {gid}"));
+    // initgroups: the user's own groups only, none of root's.
+    assert_eq!(groups, gid.to_string());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn dash_u_opens_the_binlog_as_the_user() {
+    let user = TestUser::create("ub");
+    let dir = temp_dir("dash-u-binlog");
+    // Root's directory, closed to others: the user cannot lock it.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let out = Command::new(sprout_bin())
+        .args([
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &free_port().to_string(),
+            "-u",
+            &user.name,
+        ])
+        .arg("-b")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Given to the user, it works, and the files are the user's.
+    let chown = Command::new("chown")
+        .arg(&user.name)
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let s = Server::start(&["-u", &user.name, "-b", dir.to_str().unwrap()]);
+    let mut c = s.connect();
+    c.expect("put 0 0 10 2\r\nhi\r\n", "INSERTED 1\r\n");
+    let meta = std::fs::metadata(dir.join("binlog.1")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), user.id("-u"));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs sprout with `args` and `env`, sends a few commands, stops it with
+/// SIGTERM, and returns what it wrote to stderr.
+fn log_of(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = temp_dir(&format!("log{}", args.len() + env.len()));
+    let log = dir.join("stderr");
+    let s = Server::start_with(sprout_bin(), args, |cmd| {
+        cmd.env_remove("RUST_LOG").envs(env.iter().copied());
+        cmd.stderr(std::fs::File::create(&log).unwrap());
+    });
+    let mut c = s.connect();
+    c.expect("put 0 0 10 2\r\nhi\r\n", "INSERTED 1\r\n");
+    c.expect("delete 1\r\n", "DELETED\r\n");
+    let mut s = s;
+    s.signal(libc::SIGTERM);
+    assert!(s.wait_exit(Duration::from_secs(5)).is_some());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    text
+}
+
+#[test]
+fn logging_follows_dash_v_and_rust_log() {
+    let quiet = log_of(&[], &[]);
+    assert!(quiet.is_empty(), "a quiet run logged: {quiet}");
+    let info = log_of(&["-V"], &[]);
+    assert!(
+        info.contains("pid ") && info.contains("shutting down"),
+        "{info}"
+    );
+    assert!(
+        !info.contains("put 0 0 10 2"),
+        "-V logged a command: {info}"
+    );
+    let every = log_of(&["-VV"], &[]);
+    assert!(
+        every.contains("put 0 0 10 2") && every.contains("delete 1"),
+        "{every}"
+    );
+    let env = log_of(&[], &[("RUST_LOG", "info")]);
+    assert!(
+        env.contains("pid ") && !env.contains("put 0 0 10 2"),
+        "{env}"
+    );
+}
