@@ -323,3 +323,122 @@ fn logging_follows_dash_v_and_rust_log() {
         "{env}"
     );
 }
+
+fn doc(name: &str) -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("doc")
+            .join(name),
+    )
+    .unwrap_or_else(|e| panic!("doc/{name}: {e}"))
+}
+
+#[test]
+fn the_man_page_covers_every_flag() {
+    let out = Command::new(sprout_bin()).arg("-h").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let page = doc("sprout.1");
+    let flags: Vec<char> = help
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix('-'))
+        .filter_map(|l| l.chars().next())
+        .filter(|c| c.is_ascii_alphabetic())
+        .collect();
+    assert!(flags.len() >= 12, "flags found in -h: {flags:?}");
+    // An option is described under a .TP header line naming it.
+    let headers: Vec<&str> = page
+        .split(".TP\n")
+        .skip(1)
+        .filter_map(|item| item.lines().next())
+        .collect();
+    for f in flags {
+        let named = |h: &&str| {
+            h.split(|c: char| c.is_whitespace() || c == '"' || c == ',')
+                .any(|w| w == format!("\\-{f}"))
+        };
+        assert!(headers.iter().any(named), "sprout.1 does not describe -{f}");
+    }
+    for word in [
+        "SIGTERM",
+        "SIGINT",
+        "SIGUSR1",
+        "RUST_LOG",
+        "binlog.",
+        "lock",
+        "EXIT STATUS",
+    ] {
+        assert!(page.contains(word), "sprout.1 does not mention {word}");
+    }
+}
+
+#[test]
+fn the_systemd_units_verify_and_their_command_line_serves() {
+    // systemd's own checker, with the unit pointed at the binary under test.
+    let dir = temp_dir("units");
+    let service = doc("sprout.service");
+    std::fs::write(
+        dir.join("sprout.service"),
+        service.replace("/usr/local/bin/sprout", sprout_bin()),
+    )
+    .unwrap();
+    std::fs::write(dir.join("sprout.socket"), doc("sprout.socket")).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.join("sprout.service"))
+        .arg(dir.join("sprout.socket"))
+        .output()
+        .expect("systemd-analyze (package systemd) is installed by scripts/test");
+    let complaints = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && complaints.trim().is_empty(),
+        "{complaints}"
+    );
+
+    // The ExecStart line, expanded as systemd does with the shipped
+    // /etc/default/sprout: ${VAR} is one word, $VAR is split on spaces.
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let port = free_port();
+    let mut env: std::collections::HashMap<String, String> = doc("sprout.default")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        .collect();
+    env.insert("SPROUT_LISTEN_PORT".into(), port.to_string());
+    let extra = env["SPROUT_EXTRA"].replace("/var/lib/sprout", state.to_str().unwrap());
+    env.insert("SPROUT_EXTRA".into(), extra);
+    let exec = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("an ExecStart line");
+    let mut argv: Vec<String> = Vec::new();
+    for word in exec.split_whitespace() {
+        if let Some(var) = word.strip_prefix("${").and_then(|w| w.strip_suffix('}')) {
+            argv.push(env[var].clone());
+        } else if let Some(var) = word.strip_prefix('$') {
+            argv.extend(env[var].split_whitespace().map(String::from));
+        } else {
+            argv.push(word.to_string());
+        }
+    }
+    assert_eq!(argv[0], "/usr/local/bin/sprout");
+    let mut child = Command::new(sprout_bin())
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the unit's command line to serve", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let mut c = Client::connect(port);
+    c.expect("put 0 0 10 2\r\nhi\r\n", "INSERTED 1\r\n");
+    assert!(
+        state.join("binlog.1").exists(),
+        "the default SPROUT_EXTRA keeps a binlog"
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
