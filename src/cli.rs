@@ -65,6 +65,32 @@ pub struct Args {
     pub version: bool,
 }
 
+/// The help text, laid out as beanstalkd's `-h` (which operators and
+/// scripts have seen for years), with sprout's defaults.
+pub fn usage() -> &'static str {
+    "Use: sprout [OPTIONS]
+
+Options:
+ -b DIR   write-ahead log directory
+ -f MS    fsync at most once every MS milliseconds (default is 50ms);
+          use -f0 for \"always fsync\"
+ -F       never fsync
+ -l ADDR  listen on address (default is 127.0.0.1; beanstalkd's is 0.0.0.0);
+          unix:PATH listens on a unix socket
+ -p PORT  listen on port (default is 11300)
+ -u USER  become user and group
+ -z BYTES set the maximum job size in bytes (default is 65535);
+          max allowed is 1073741824 bytes
+ -s BYTES set the size of each write-ahead log file (default is 10485760);
+          will be rounded up to a multiple of 4096 bytes
+ -c       obsolete, accepted and ignored
+ -n       obsolete, accepted and ignored
+ -v       show version information
+ -V       increase verbosity (-VV logs every command)
+ -h       show this help
+"
+}
+
 /// Flags that take a value.
 const VALUED: &[u8] = b"bflpuzs";
 
@@ -119,6 +145,24 @@ mod tests {
         assert_eq!(split(&["stray", "-V"]), ["stray", "-V"]);
         assert_eq!(split(&["--help"]), ["--help"]);
         assert_eq!(split(&["-Vh"]), ["-V", "--help"]);
+    }
+
+    #[test]
+    fn usage_lists_every_flag_argh_knows() {
+        let Err(early) = Args::from_args(&["sprout"], &["--help"]) else {
+            panic!("--help parsed as arguments");
+        };
+        let known: Vec<char> = early
+            .output
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix('-'))
+            .filter_map(|l| l.chars().next())
+            .filter(char::is_ascii_alphabetic)
+            .collect();
+        assert!(known.len() >= 12, "{known:?}");
+        for f in known {
+            assert!(usage().contains(&format!("\n -{f} ")), "usage() lacks -{f}");
+        }
     }
 
     #[test]

@@ -33,7 +33,10 @@ impl fmt::Display for ListenError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             ListenError::Resolve(a, e) => write!(f, "cannot resolve listen address {a}: {e}"),
-            ListenError::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
+            ListenError::Bind(a, e) => write!(
+                f,
+                "cannot listen on {a}: {e} (is another beanstalkd or sprout using it? choose another with -l/-p)"
+            ),
             ListenError::UnixPathTooLong(p) => {
                 write!(f, "unix socket path is longer than 107 bytes: {p}")
             }
@@ -55,10 +58,14 @@ impl fmt::Display for ListenError {
 pub fn open(addr: Option<&str>, port: u16, port_given: bool) -> Result<Listener, ListenError> {
     if inherited_by_us() {
         if let Some(a) = addr {
-            warn!("inherited listen fd; ignoring option: -l {a}");
+            warn!(
+                "systemd passed a listening socket; -l {a} is ignored (set the address in the .socket unit)"
+            );
         }
         if port_given {
-            warn!("inherited listen fd; ignoring option: -p {port}");
+            warn!(
+                "systemd passed a listening socket; -p {port} is ignored (set the port in the .socket unit)"
+            );
         }
         return from_systemd();
     }
@@ -111,7 +118,9 @@ fn inherited_by_us() -> bool {
         .and_then(|n| n.parse::<u32>().ok())
         .unwrap_or(0);
     if pid_ok && fds > 1 {
-        warn!("systemd passed {fds} sockets; using only the first");
+        warn!(
+            "systemd passed {fds} sockets; serving only the first (give the .socket unit one ListenStream)"
+        );
     }
     pid_ok && fds >= 1
 }
@@ -189,7 +198,9 @@ pub fn notify_ready() {
         Ok(())
     })();
     if let Err(e) = result {
-        warn!("could not notify systemd of readiness through {path:?}: {e}");
+        warn!(
+            "could not tell systemd that sprout is ready through {path:?}: {e}; a Type=notify unit will time out its start"
+        );
     }
 }
 
@@ -215,7 +226,7 @@ impl fmt::Display for UserError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             UserError::Lookup(u) => write!(f, "cannot look up user {u:?}"),
-            UserError::NoSuchUser(u) => write!(f, "no such user: {u}"),
+            UserError::NoSuchUser(u) => write!(f, "no such user: {u} (create it, or fix -u)"),
             UserError::Switch(u, e) => write!(f, "cannot become user {u}: {e}"),
         }
     }

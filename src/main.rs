@@ -12,7 +12,7 @@ use log::{error, info, warn};
 use mio::{Poll, Waker};
 use sprout::binlog::files::{EXIT_LOCKED, OpenError};
 use sprout::binlog::{Binlog, SyncPolicy};
-use sprout::cli::{Args, MAX_JOB_SIZE_LIMIT, split_short_flags};
+use sprout::cli::{self, Args, MAX_JOB_SIZE_LIMIT, split_short_flags};
 use sprout::engine::{Engine, ServerInfo};
 use sprout::event_loop::{CLOCK_BASE, Server, WAKER};
 use sprout::listen;
@@ -30,14 +30,15 @@ fn main() {
     let args = match Args::from_args(&[name], &split) {
         Ok(a) => a,
         Err(early) => {
-            // Help goes to stdout with status 0; errors to stderr with 5.
+            // As beanstalkd: the usage goes to stderr, with status 0 for
+            // -h and 5 after a bad flag.
             match early.status {
                 Ok(()) => {
-                    println!("{}", early.output);
+                    eprint!("{}", cli::usage());
                     exit(0)
                 }
                 Err(()) => {
-                    eprintln!("{}", early.output);
+                    eprint!("sprout: {}\n{}", early.output.trim_end(), cli::usage());
                     exit(EXIT_USAGE)
                 }
             }

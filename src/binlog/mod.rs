@@ -113,7 +113,7 @@ pub struct Opened {
 
 fn no_space(dir: &Path, e: std::io::Error) -> JournalError {
     warn!(
-        "binlog: cannot allocate a file in {}: {e}; refusing changes that need room",
+        "binlog: cannot allocate a file in {}: {e}; puts, buries and delayed releases are refused (OUT_OF_MEMORY) until there is room: free disk space",
         dir.display()
     );
     JournalError::NoSpace
@@ -326,7 +326,7 @@ impl Binlog {
         let cur = self.cur.as_mut().ok_or(JournalError::Io)?;
         if let Err(e) = cur.file.write_all_at(&self.scratch, cur.off) {
             error!(
-                "binlog: writing binlog.{} at byte {} failed: {e}; leaving that file",
+                "binlog: writing binlog.{} at byte {} failed: {e}; the command was refused (INTERNAL_ERROR) and writing goes on in a new file; check the disk",
                 cur.no, cur.off
             );
             self.retire();
@@ -413,7 +413,9 @@ impl Binlog {
                     self.written += 1;
                     self.stats.records_written += 1;
                 }
-                Err(e) => warn!("binlog: cannot write the id record: {e}"),
+                Err(e) => warn!(
+                    "binlog: cannot write the id record: {e}; if this persists, ids may be given out again after a restart; check the disk"
+                ),
             }
         }
     }
@@ -551,7 +553,9 @@ impl Binlog {
             if self.policy != SyncPolicy::Never
                 && let Err(e) = cur.file.sync_data()
             {
-                error!("binlog: final fsync failed: {e}");
+                error!(
+                    "binlog: final fsync failed: {e}; the last changes may not be on disk; check the disk"
+                );
             }
             if let Err(e) = cur.file.set_len(cur.off) {
                 warn!("binlog: cannot trim binlog.{}: {e}", cur.no);
@@ -575,7 +579,10 @@ impl Binlog {
             }
             let path = files::path_of(&self.dir, no);
             if let Err(e) = std::fs::remove_file(&path) {
-                warn!("binlog: cannot remove {}: {e}", path.display());
+                warn!(
+                    "binlog: cannot remove {}, which holds no live job: {e}; delete it by hand",
+                    path.display()
+                );
                 break;
             }
             info!("binlog: removed {}, which held no live job", path.display());

@@ -35,7 +35,7 @@ impl Syncer {
                     match req {
                         Request::Sync { file, seq } => {
                             if let Err(e) = file.sync_data() {
-                                warn!("binlog fsync failed: {e}");
+                                warn!("binlog fsync failed: {e}; recent changes may be lost in a power cut; check the disk");
                             }
                             if done_tx.send(seq).is_err() {
                                 return;
@@ -44,7 +44,7 @@ impl Syncer {
                         }
                         Request::Retire { file } => {
                             if let Err(e) = file.sync_all() {
-                                warn!("binlog fsync of a finished file failed: {e}");
+                                warn!("binlog fsync of a finished file failed: {e}; its changes may be lost in a power cut; check the disk");
                             }
                         }
                     }
