@@ -511,9 +511,15 @@ impl Binlog {
     }
 
     /// When the next fsync should start, if one is wanted.
+    ///
+    /// Group commit: while an fsync is running, none is started. Writes that
+    /// arrive meanwhile all wait for the next one, which covers them all,
+    /// and starts the moment the running one completes. (Starting one fsync
+    /// per write instead queues them on the sync thread, one record each.)
     pub fn sync_due(&self) -> Option<Instant> {
+        let in_flight = self.requested > self.synced;
         match self.policy {
-            SyncPolicy::Every(every) if self.written > self.requested => {
+            SyncPolicy::Every(every) if self.written > self.requested && !in_flight => {
                 Some(self.last_sync + every)
             }
             _ => None,
