@@ -353,6 +353,11 @@ pub struct Conn {
     /// Output from this offset on waits until the binlog has synced this
     /// many records (-f0).
     pub held: Option<(usize, u64)>,
+    /// The last flush stopped because the socket was full.
+    pub blocked: bool,
+    /// Registered for writable events. Only while blocked: otherwise every
+    /// acknowledgement from the peer would wake the loop for nothing.
+    pub armed: bool,
 }
 
 impl Conn {
@@ -365,6 +370,8 @@ impl Conn {
             eof: false,
             closing: false,
             held: None,
+            blocked: false,
+            armed: false,
         }
     }
 
@@ -375,11 +382,15 @@ impl Conn {
     /// Writes as much pending output as the socket takes.
     pub fn flush(&mut self) -> io::Result<()> {
         let end = self.held.map_or(self.out.len(), |(from, _)| from);
+        self.blocked = false;
         while self.sent < end {
             match self.stream.write(&self.out[self.sent..end]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocked = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }

@@ -242,11 +242,11 @@ impl Server {
     fn add_conn(&mut self, mut stream: Stream, peer: String) {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        if let Err(e) = self.poll.registry().register(
-            stream.source(),
-            Token(key),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(stream.source(), Token(key), Interest::READABLE)
+        {
             warn!("cannot watch a new connection from {peer}: {e}; closing it");
             return;
         }
@@ -277,6 +277,22 @@ impl Server {
             if let Err(e) = conn.flush() {
                 debug!("connection {c}: write failed: {e}");
                 return self.close(c);
+            }
+            if conn.blocked != conn.armed {
+                let interest = if conn.blocked {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                if let Err(e) =
+                    self.poll
+                        .registry()
+                        .reregister(conn.stream.source(), Token(key), interest)
+                {
+                    debug!("connection {c}: cannot watch for writing: {e}");
+                    return self.close(c);
+                }
+                conn.armed = conn.blocked;
             }
             if flow == Flow::Quit {
                 conn.closing = true;

@@ -21,6 +21,9 @@ struct Conn {
     output: Vec<u8>,
     /// Body size of the last put, given back by reserve.
     body: usize,
+    /// Registered for writable events (only while output is waiting, so
+    /// that acknowledgements do not wake the loop).
+    armed: bool,
 }
 
 /// Serves on 127.0.0.1:`port` until killed.
@@ -48,13 +51,14 @@ pub fn serve(port: u16) -> io::Result<()> {
                     poll.registry().register(
                         &mut stream,
                         Token(entry.key()),
-                        Interest::READABLE | Interest::WRITABLE,
+                        Interest::READABLE,
                     )?;
                     entry.insert(Conn {
                         stream,
                         input: Vec::new(),
                         output: Vec::new(),
                         body: 0,
+                        armed: false,
                     });
                 }
                 continue;
@@ -96,6 +100,18 @@ pub fn serve(port: u16) -> io::Result<()> {
             if closed {
                 let mut c = conns.remove(key);
                 let _ = poll.registry().deregister(&mut c.stream);
+                continue;
+            }
+            let want = !c.output.is_empty();
+            if want != c.armed {
+                let interest = if want {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                poll.registry()
+                    .reregister(&mut c.stream, Token(key), interest)?;
+                c.armed = want;
             }
         }
     }

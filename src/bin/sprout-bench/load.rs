@@ -59,6 +59,8 @@ pub struct Config {
     pub idle: usize,
     /// The server's pid, to read its memory (fill).
     pub server_pid: Option<u32>,
+    /// Fill only: leave the jobs in the server.
+    pub keep: bool,
 }
 
 #[derive(Default)]
@@ -101,6 +103,9 @@ struct Conn {
     ids: Vec<u64>,
     parked: bool,
     tube: String,
+    /// Registered for writable events: only while output waits, so that
+    /// acknowledgements do not wake the loop.
+    armed: bool,
 }
 
 /// Everything the roles share.
@@ -161,11 +166,8 @@ pub fn run(cfg: &Config) -> io::Result<Report> {
     let mut conns = Vec::with_capacity(cfg.conns);
     for i in 0..cfg.conns {
         let mut stream = connect(cfg.port)?;
-        poll.registry().register(
-            &mut stream,
-            Token(i),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        poll.registry()
+            .register(&mut stream, Token(i), Interest::READABLE)?;
         let role = match cfg.workload {
             Workload::Put => Role::Put,
             Workload::Cycle => Role::Cycle,
@@ -188,6 +190,7 @@ pub fn run(cfg: &Config) -> io::Result<Report> {
             ids: Vec::new(),
             parked: false,
             tube,
+            armed: false,
         };
         let setup = format!("use {0}\r\nwatch {0}\r\nignore default\r\n", c.tube);
         c.out.extend_from_slice(setup.as_bytes());
@@ -226,7 +229,7 @@ pub fn run(cfg: &Config) -> io::Result<Report> {
         .min(Instant::now())
         .duration_since(sh.measure_from)
         .as_secs_f64();
-    if cfg.workload == Workload::Fill {
+    if cfg.workload == Workload::Fill && !cfg.keep {
         report.fill_secs = sh.start.elapsed().as_secs_f64();
         report.elapsed = report.fill_secs;
         let filled = cfg.server_pid.map(rss_kib);
@@ -387,7 +390,7 @@ fn drive(poll: &mut Poll, conns: &mut [Conn], sh: &mut Shared) -> io::Result<()>
     let mut dirty: Vec<usize> = (0..conns.len()).collect();
     loop {
         for &i in &dirty {
-            flush(&mut conns[i])?;
+            flush(poll, &mut conns[i], i)?;
         }
         dirty.clear();
         let idle = conns
@@ -451,14 +454,15 @@ fn drain(poll: &mut Poll, conns: &mut [Conn], sh: &mut Shared) -> io::Result<()>
             c.send(Cmd::Delete, format!("delete {id}\r\n").as_bytes());
         }
     };
-    for c in conns.iter_mut() {
+    for (i, c) in conns.iter_mut().enumerate() {
         refill(c);
-        flush(c)?;
+        flush(poll, c, i)?;
     }
     while conns.iter().any(|c| !c.pending.is_empty()) {
         poll.poll(&mut events, Some(Duration::from_millis(100)))?;
         for ev in &events {
-            let c = &mut conns[ev.token().0];
+            let i = ev.token().0;
+            let c = &mut conns[i];
             loop {
                 match c.stream.read(&mut buf) {
                     Ok(0) => return Err(io::Error::other("the server closed a connection")),
@@ -480,13 +484,14 @@ fn drain(poll: &mut Poll, conns: &mut [Conn], sh: &mut Shared) -> io::Result<()>
             if c.pending.is_empty() {
                 refill(c);
             }
-            flush(c)?;
+            flush(poll, c, i)?;
         }
     }
     Ok(())
 }
 
-fn flush(c: &mut Conn) -> io::Result<()> {
+/// Writes what it can, and asks for a writable event only if some is left.
+fn flush(poll: &Poll, c: &mut Conn, i: usize) -> io::Result<()> {
     let mut sent = 0;
     while sent < c.out.len() {
         match c.stream.write(&c.out[sent..]) {
@@ -497,5 +502,16 @@ fn flush(c: &mut Conn) -> io::Result<()> {
         }
     }
     c.out.drain(..sent);
+    let want = !c.out.is_empty();
+    if want != c.armed {
+        let interest = if want {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        poll.registry()
+            .reregister(&mut c.stream, Token(i), interest)?;
+        c.armed = want;
+    }
     Ok(())
 }

@@ -63,6 +63,9 @@ struct LoadArgs {
     /// the server's pid, to report its memory around a fill
     #[argh(option)]
     server_pid: Option<u32>,
+    /// fill: leave the jobs in the server instead of deleting them
+    #[argh(switch)]
+    keep: bool,
 }
 
 #[derive(FromArgs)]
@@ -96,6 +99,7 @@ fn main() {
                 watch_extra: a.watch_extra,
                 idle: a.idle,
                 server_pid: a.server_pid,
+                keep: a.keep,
             };
             match load::run(&cfg) {
                 Ok(r) => {
