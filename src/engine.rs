@@ -62,7 +62,7 @@ enum Timer {
 }
 
 /// Facts about the process that stats prints and the engine cannot know.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ServerInfo {
     pub pid: u32,
     pub version: String,
@@ -128,7 +128,12 @@ pub struct Engine {
     pub(crate) totals: Totals,
     pub(crate) info: ServerInfo,
     pub(crate) started: Nanos,
+    /// Most jobs alive since the containers were last shrunk.
+    peak_jobs: usize,
 }
+
+/// Containers smaller than this are not worth shrinking.
+const SHRINK_FLOOR: usize = 4096;
 
 fn ms_ceil(t: Nanos) -> u64 {
     t.div_ceil(1_000_000)
@@ -163,7 +168,33 @@ impl Engine {
             totals: Totals::default(),
             info,
             started: now,
+            peak_jobs: 0,
         }
+    }
+
+    /// Gives memory back once the jobs alive have halved since the last
+    /// time (so the cost, linear in the containers' size, is paid once per
+    /// halving). Returns whether it shrank anything: the caller may then
+    /// also return freed heap pages to the system.
+    pub fn shrink_if_emptied(&mut self) -> bool {
+        let live = self.jobs.len();
+        self.peak_jobs = self.peak_jobs.max(live);
+        if self.peak_jobs < SHRINK_FLOOR || live > self.peak_jobs / 2 {
+            return false;
+        }
+        self.peak_jobs = live;
+        self.jobs.shrink_to_fit();
+        self.ids.shrink_to_fit();
+        self.timers.shrink();
+        for (_, t) in self.tubes.slab.iter_mut() {
+            t.ready.shrink();
+            t.delayed.shrink();
+            t.buried.shrink();
+        }
+        for c in self.clients.iter_mut().flatten() {
+            c.reserved.shrink();
+        }
+        true
     }
 
     /// Loads jobs read back from the binlog before any client connects.
@@ -1177,4 +1208,47 @@ fn reply_ok(out: &mut Vec<u8>, data: &[u8]) {
     let _ = write!(out, "OK {}\r\n", data.len());
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Out(Vec<u8>);
+
+    impl Sink for Out {
+        fn out(&mut self, _: ClientId) -> &mut Vec<u8> {
+            &mut self.0
+        }
+        fn woken(&mut self, _: ClientId) {}
+    }
+
+    #[test]
+    fn memory_is_given_back_as_jobs_go() {
+        let now = 1 << 60;
+        let mut e = Engine::new(65535, ServerInfo::default(), now);
+        let mut out = Out::default();
+        e.connect(0);
+        let ids: Vec<u64> = (0..20_000)
+            .map(|_| {
+                let id = e.begin_put(0);
+                e.finish_put(0, id, 0, 0, 10, b"job\r\n"[..].into(), now, now, &mut out);
+                id
+            })
+            .collect();
+        let full = e.jobs.capacity();
+        assert!(!e.shrink_if_emptied(), "nothing to give back yet");
+        for id in ids.iter().rev() {
+            e.execute(0, &Command::Delete(*id), now, &mut out);
+        }
+        assert!(e.shrink_if_emptied());
+        assert!(
+            e.jobs.capacity() < full / 4,
+            "{} of {full}",
+            e.jobs.capacity()
+        );
+        assert!(e.ids.capacity() < 1000);
+        assert!(!e.shrink_if_emptied(), "once per halving");
+    }
 }

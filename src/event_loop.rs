@@ -158,6 +158,9 @@ impl Server {
                 }
             }
             self.drive_woken();
+            if self.engine.shrink_if_emptied() {
+                return_free_memory();
+            }
         }
         self.shut_down();
         Ok(())
@@ -428,5 +431,15 @@ impl Server {
             error!("could not remove unix socket {}: {e}", path.display());
         }
         info!("stopped");
+    }
+}
+
+/// Hands the allocator's free pages back to the system, so that RSS falls
+/// after many jobs are deleted (glibc keeps freed memory otherwise).
+fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -40,6 +40,13 @@ impl<K: Ord + Copy> Heap<K> {
         self.entries.len()
     }
 
+    /// Gives back memory when at most a quarter of the room is used.
+    pub fn shrink(&mut self) {
+        if self.entries.len() * 4 <= self.entries.capacity() {
+            self.entries.shrink_to_fit();
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -84,6 +84,11 @@ impl<T> TimerWheel<T> {
         self.entries.is_empty()
     }
 
+    /// Gives back the room of timers gone (up to the last one in use).
+    pub fn shrink(&mut self) {
+        self.entries.shrink_to_fit();
+    }
+
     /// Schedules `value` to fire at `when` ms. A deadline in the past fires
     /// at the next [`poll`](Self::poll).
     pub fn insert(&mut self, when: u64, value: T) -> TimerId {
