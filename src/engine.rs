@@ -754,6 +754,20 @@ impl Engine {
             sink.out(c).extend_from_slice(b"DEADLINE_SOON\r\n");
             return Outcome::Done;
         }
+        // A ready job in a watched tube goes straight to this client: no
+        // such tube has waiters (dispatch leaves none), so joining every
+        // watched tube's waiters just to leave again would pick the same
+        // job at a cost linear in the watch list, in heap operations.
+        if let Some((t, key)) = self.best_ready(c) {
+            // As if it had been the tube's only waiter: the round-robin
+            // among later waiters starts after it.
+            self.tubes.slab[t as usize].cursor = 1;
+            self.unlink(key);
+            self.make_reserved(key, c, now);
+            self.jobs[key as usize].counts.reserves += 1;
+            self.reply_job(c, key, b"RESERVED", sink);
+            return Outcome::Done;
+        }
         self.start_waiting(c);
         self.dispatch(now, sink);
         if !self.client(c).waiting {
@@ -837,6 +851,18 @@ impl Engine {
             Some(((deadline, _), _)) => now + SAFETY_MARGIN >= deadline,
             None => false,
         }
+    }
+
+    /// The most urgent ready job in the unpaused tubes `c` watches: the one
+    /// dispatch would give it.
+    fn best_ready(&self, c: ClientId) -> Option<(TubeId, JobKey)> {
+        self.client(c)
+            .watch
+            .iter()
+            .filter(|&&(t, _)| !self.tubes.slab[t as usize].paused())
+            .filter_map(|&(t, _)| Some((self.tubes.slab[t as usize].ready.peek()?, t)))
+            .min_by_key(|&((k, _), _)| k)
+            .map(|((_, key), t)| (t, key))
     }
 
     /// Whether any watched tube has a ready job, paused or not.
