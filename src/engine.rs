@@ -9,13 +9,12 @@
 //! waiting connection (and is not paused) sits in the `candidates` heap,
 //! keyed by its best ready job, so matching a job to a waiter is O(log n).
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use slab::Slab;
 
 use crate::heap::Heap;
-use crate::job::{ClientId, Counts, Job, JobKey, NANOS_PER_SEC, Nanos, State, TubeId};
+use crate::job::{ClientId, Counts, IdMap, Job, JobKey, NANOS_PER_SEC, Nanos, State, TubeId};
 use crate::journal::{FileNo, Image, Journal, JournalError, LoggedState, Restored, RestoredState};
 use crate::protocol::{Command, Op};
 use crate::timer_wheel::{TimerId, TimerWheel};
@@ -111,7 +110,7 @@ pub(crate) struct Totals {
 
 pub struct Engine {
     pub(crate) jobs: Slab<Job>,
-    pub(crate) ids: HashMap<u64, JobKey>,
+    pub(crate) ids: IdMap<JobKey>,
     pub(crate) tubes: Registry,
     pub(crate) clients: Vec<Option<Client>>,
     candidates: Heap<(u32, u64)>,
@@ -155,7 +154,7 @@ impl Engine {
     pub fn new(max_job_size: u32, info: ServerInfo, now: Nanos) -> Self {
         Engine {
             jobs: Slab::new(),
-            ids: HashMap::new(),
+            ids: IdMap::default(),
             tubes: Registry::new(),
             clients: Vec::new(),
             candidates: Heap::default(),
@@ -202,6 +201,8 @@ impl Engine {
     pub fn restore(&mut self, jobs: Vec<Restored>, next_id: u64, now: Nanos) -> Restoration {
         let mut placed = Vec::with_capacity(jobs.len());
         let mut unranked = Vec::new();
+        self.jobs.reserve(jobs.len());
+        self.ids.reserve(jobs.len());
         for r in jobs {
             if self.ids.contains_key(&r.id) {
                 continue;

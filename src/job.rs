@@ -1,5 +1,8 @@
 //! A job: its numbers, its state and its body.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use crate::timer_wheel::TimerId;
 
 /// Nanoseconds on the server's monotonic clock.
@@ -13,6 +16,35 @@ pub type JobKey = u32;
 pub type TubeId = u32;
 /// A connection, as numbered by the event loop.
 pub type ClientId = u32;
+
+/// Hashes a job id with splitmix64's finalizer, where SipHash took a fifth
+/// of replay time. The ids in the map are the server's own, sequential;
+/// the mixing spreads any subset a client could leave alive (say every
+/// 1024th) over all buckets.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        let mut z = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 ^= id;
+    }
+}
+
+/// A map keyed by job id.
+pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {

@@ -73,7 +73,8 @@ impl JournalError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restored {
     pub id: u64,
-    pub tube: String,
+    /// Shared by the jobs of one tube.
+    pub tube: std::rc::Rc<str>,
     pub pri: u32,
     /// Seconds.
     pub delay: u32,

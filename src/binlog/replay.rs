@@ -12,9 +12,10 @@
 //! - every id seen, even in a record of a deleted job, raises the next id.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use super::record::{DiskState, HeaderError, JobRec, Reader};
-use crate::job::{NANOS_PER_SEC, Nanos};
+use crate::job::{IdMap, NANOS_PER_SEC, Nanos};
 use crate::journal::{FileNo, Restored, RestoredState};
 
 /// What a file held that could not be read.
@@ -100,10 +101,9 @@ pub fn encode_rank(rank: u64) -> i64 {
 
 struct Partial {
     rec: JobRec,
-    tube: String,
+    tube: Rc<str>,
     body: Box<[u8]>,
     home: FileNo,
-    first_seen: u64,
     bury: BuryOrder,
 }
 
@@ -118,7 +118,13 @@ pub fn replay<'a>(
         next_id: 1,
         ..Replayed::default()
     };
-    let mut live: HashMap<u64, Partial> = HashMap::new();
+    // Jobs in order of first appearance (None once deleted), and where each
+    // live id is in it: no sort at the end, and the map moves only indices.
+    let mut order: Vec<Option<Partial>> = Vec::new();
+    let mut live: IdMap<usize> = IdMap::default();
+    // One shared name per tube, not one string per job.
+    let mut names: HashMap<&'a str, Rc<str>> = HashMap::new();
+    let mut intern = |t: &'a str| names.entry(t).or_insert_with(|| Rc::from(t)).clone();
     let mut seq = 0u64;
     for (no, bytes) in files {
         let reader = match Reader::new(bytes) {
@@ -150,37 +156,42 @@ pub fn replay<'a>(
             let id = r.rec.id;
             out.next_id = out.next_id.max(id.saturating_add(1));
             if r.rec.state == DiskState::Deleted {
-                live.remove(&id);
+                if let Some(i) = live.remove(&id) {
+                    order[i] = None;
+                }
                 continue;
             }
-            let p = match (live.get_mut(&id), r.tube, r.body) {
-                (Some(p), tube, body) => {
-                    p.rec = r.rec;
-                    if let (Some(tube), Some(body)) = (tube, body) {
-                        p.tube = tube.to_string();
+            let at = match (live.get(&id).copied(), r.tube, r.body) {
+                (Some(i), tube, body) => {
+                    if let (Some(p), Some(tube), Some(body)) = (&mut order[i], tube, body) {
+                        p.tube = intern(tube);
                         p.body = body.into();
                         p.home = no;
                     }
-                    p
+                    i
                 }
-                (None, Some(tube), Some(body)) => live.entry(id).or_insert(Partial {
-                    rec: r.rec,
-                    tube: tube.to_string(),
-                    body: body.into(),
-                    home: no,
-                    first_seen: seq,
-                    bury: BuryOrder::At(0),
-                }),
+                (None, Some(tube), Some(body)) => {
+                    order.push(Some(Partial {
+                        rec: r.rec,
+                        tube: intern(tube),
+                        body: body.into(),
+                        home: no,
+                        bury: BuryOrder::At(0),
+                    }));
+                    live.insert(id, order.len() - 1);
+                    order.len() - 1
+                }
                 // A short record of a job whose full record is gone.
                 _ => continue,
             };
+            let Some(p) = &mut order[at] else { continue };
+            p.rec = r.rec;
             if r.rec.state == DiskState::Buried {
                 p.bury = BuryOrder::of(&r.rec, seq);
             }
         }
     }
-    let mut jobs: Vec<Partial> = live.into_values().collect();
-    jobs.sort_unstable_by_key(|p| p.first_seen);
+    let jobs: Vec<Partial> = order.into_iter().flatten().collect();
     // Unranked buries come after every ranked one.
     let top = jobs
         .iter()
@@ -323,7 +334,7 @@ mod tests {
         );
         assert_eq!(r.jobs[0].created_at, NOW - 7 * NANOS_PER_SEC);
         assert_eq!(r.jobs[0].ttr, 5);
-        assert_eq!(r.jobs[1].tube, "b");
+        assert_eq!(&*r.jobs[1].tube, "b");
     }
 
     #[test]
