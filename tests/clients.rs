@@ -10,7 +10,7 @@ mod common;
 mod rust_beanstalkc;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -188,7 +188,7 @@ fn every_client_library_works_against_sprout() {
     }
     let t = table(&outcomes);
     println!("{t}");
-    let _ = std::fs::write(Path::new(&root()).join("target/client-results.txt"), &t);
+    let _ = std::fs::write(root().join("target/client-results.txt"), &t);
     let bad: Vec<&Outcome> = outcomes
         .iter()
         .filter(|o| !o.failed.is_empty() || o.trouble.is_some())

@@ -101,7 +101,6 @@ struct Conn {
     role: Role,
     /// Ids of a pipeline batch, or of every job a fill put.
     ids: Vec<u64>,
-    parked: bool,
     tube: String,
     /// Registered for writable events: only while output waits, so that
     /// acknowledgements do not wake the loop.
@@ -188,7 +187,6 @@ pub fn run(cfg: &Config) -> io::Result<Report> {
             pending: VecDeque::new(),
             role,
             ids: Vec::new(),
-            parked: false,
             tube,
             armed: false,
         };
@@ -274,7 +272,6 @@ fn start(c: &mut Conn, i: usize, sh: &mut Shared) {
         }
         Role::Producer => {
             if sh.backlog >= sh.backlog_limit {
-                c.parked = true;
                 sh.parked.push(i);
                 return;
             }
@@ -397,7 +394,7 @@ fn drive(poll: &mut Poll, conns: &mut [Conn], sh: &mut Shared) -> io::Result<()>
             .iter()
             .all(|c| c.pending.is_empty() && c.out.is_empty());
         let finished = Instant::now() >= sh.stop_at || sh.fill_left == 0;
-        if idle && finished && sh.parked.is_empty() || idle && Instant::now() >= sh.stop_at {
+        if idle && (finished && sh.parked.is_empty() || Instant::now() >= sh.stop_at) {
             return Ok(());
         }
         if Instant::now() > sh.stop_at + Duration::from_secs(30) {
@@ -433,7 +430,6 @@ fn drive(poll: &mut Poll, conns: &mut [Conn], sh: &mut Shared) -> io::Result<()>
             while sh.backlog < sh.backlog_limit
                 && let Some(p) = sh.parked.pop()
             {
-                conns[p].parked = false;
                 start(&mut conns[p], p, sh);
                 dirty.push(p);
             }
