@@ -57,6 +57,8 @@ pub struct Config {
     pub watch_extra: usize,
     /// Connections opened first and left idle.
     pub idle: usize,
+    /// Tubes created first, each holding one long-delayed job.
+    pub extra_tubes: usize,
     /// The server's pid, to read its memory (fill).
     pub server_pid: Option<u32>,
     /// Fill only: leave the jobs in the server.
@@ -161,6 +163,9 @@ pub fn run(cfg: &Config) -> io::Result<Report> {
     for _ in 0..cfg.idle {
         idle.push(connect(cfg.port)?);
     }
+    if cfg.extra_tubes > 0 {
+        make_tubes(cfg.port, cfg.extra_tubes)?;
+    }
     let mut poll = Poll::new()?;
     let mut conns = Vec::with_capacity(cfg.conns);
     for i in 0..cfg.conns {
@@ -245,6 +250,44 @@ pub fn run(cfg: &Config) -> io::Result<Report> {
     }
     drop(idle);
     Ok(report)
+}
+
+/// Creates `n` tubes, each kept alive by one job delayed for an hour.
+fn make_tubes(port: u16, n: usize) -> io::Result<()> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    let mut cmds = Vec::new();
+    for k in 0..n {
+        cmds.extend_from_slice(format!("use other-{k}\r\nput 0 3600 10 1\r\nx\r\n").as_bytes());
+    }
+    // Write from a thread while reading here: the replies would fill the
+    // socket buffers and stall a single writer.
+    let mut w = s.try_clone()?;
+    let writer = std::thread::spawn(move || w.write_all(&cmds));
+    let mut replies = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut seen = 0;
+    while seen < 2 * n {
+        let got = s.read(&mut buf)?;
+        if got == 0 {
+            return Err(io::Error::other(
+                "the server closed the tube-making connection",
+            ));
+        }
+        replies.extend_from_slice(&buf[..got]);
+        let mut at = 0;
+        while let Some((r, used)) = reply::parse(&replies[at..]) {
+            if !matches!(r.word(), b"USING" | b"INSERTED") {
+                return Err(io::Error::other("making tubes: unexpected reply"));
+            }
+            seen += 1;
+            at += used;
+        }
+        replies.drain(..at);
+    }
+    writer
+        .join()
+        .map_err(|_| io::Error::other("writer panicked"))??;
+    Ok(())
 }
 
 fn raise_fd_limit() {

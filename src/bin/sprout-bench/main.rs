@@ -60,6 +60,9 @@ struct LoadArgs {
     /// idle connections opened first
     #[argh(option, default = "0")]
     idle: usize,
+    /// tubes made first, each holding one job delayed for an hour
+    #[argh(option, default = "0")]
+    extra_tubes: usize,
     /// the server's pid, to report its memory around a fill
     #[argh(option)]
     server_pid: Option<u32>,
@@ -98,6 +101,7 @@ fn main() {
                 tubes: a.tubes,
                 watch_extra: a.watch_extra,
                 idle: a.idle,
+                extra_tubes: a.extra_tubes,
                 server_pid: a.server_pid,
                 keep: a.keep,
             };
