@@ -14,7 +14,8 @@ use std::io::Write;
 use slab::Slab;
 
 use crate::heap::Heap;
-use crate::job::{ClientId, Counts, IdMap, Job, JobKey, NANOS_PER_SEC, Nanos, State, TubeId};
+use crate::id_index::IdIndex;
+use crate::job::{ClientId, Counts, Job, JobKey, NANOS_PER_SEC, Nanos, State, TubeId};
 use crate::journal::{FileNo, Image, Journal, JournalError, LoggedState, Restored, RestoredState};
 use crate::protocol::{Command, Op};
 use crate::timer_wheel::{TimerId, TimerWheel};
@@ -110,7 +111,7 @@ pub(crate) struct Totals {
 
 pub struct Engine {
     pub(crate) jobs: Slab<Job>,
-    pub(crate) ids: IdMap<JobKey>,
+    pub(crate) ids: IdIndex,
     pub(crate) tubes: Registry,
     pub(crate) clients: Vec<Option<Client>>,
     candidates: Heap<(u32, u64)>,
@@ -154,7 +155,7 @@ impl Engine {
     pub fn new(max_job_size: u32, info: ServerInfo, now: Nanos) -> Self {
         Engine {
             jobs: Slab::new(),
-            ids: IdMap::default(),
+            ids: IdIndex::default(),
             tubes: Registry::new(),
             clients: Vec::new(),
             candidates: Heap::default(),
@@ -183,7 +184,7 @@ impl Engine {
         }
         self.peak_jobs = live;
         self.jobs.shrink_to_fit();
-        self.ids.shrink_to_fit();
+        self.ids.shrink();
         self.timers.shrink();
         for (_, t) in self.tubes.slab.iter_mut() {
             t.ready.shrink();
@@ -204,7 +205,7 @@ impl Engine {
         self.jobs.reserve(jobs.len());
         self.ids.reserve(jobs.len());
         for r in jobs {
-            if self.ids.contains_key(&r.id) {
+            if self.ids.contains(r.id) {
                 continue;
             }
             let tube = self.tubes.find_or_make(&r.tube);
@@ -441,7 +442,7 @@ impl Engine {
             Command::ReserveWithTimeout(s) => return self.reserve(c, Some(s), now, sink),
             Command::ReserveJob(id) => self.reserve_job(c, id, now, sink),
             Command::Peek(id) => {
-                let key = self.ids.get(&id).copied();
+                let key = self.ids.get(id);
                 self.reply_found(c, key, sink)
             }
             Command::PeekReady => {
@@ -457,7 +458,7 @@ impl Engine {
                 self.reply_found(c, key, sink)
             }
             Command::Delete(id) => {
-                let reply: &[u8] = match self.ids.get(&id).copied() {
+                let reply: &[u8] = match self.ids.get(id) {
                     Some(key) if self.held_or_free(c, key) => {
                         let img = self.image(key);
                         if let Err(e) = self.log(sink, |j| j.delete(&img, now)) {
@@ -572,7 +573,7 @@ impl Engine {
                 let _ = write!(sink.out(c), "KICKED {kicked}\r\n");
             }
             Command::KickJob(id) => {
-                let reply: &[u8] = match self.ids.get(&id).copied() {
+                let reply: &[u8] = match self.ids.get(id) {
                     Some(key)
                         if matches!(
                             self.jobs[key as usize].state,
@@ -588,7 +589,7 @@ impl Engine {
                 };
                 sink.out(c).extend_from_slice(reply);
             }
-            Command::StatsJob(id) => match self.ids.get(&id).copied() {
+            Command::StatsJob(id) => match self.ids.get(id) {
                 Some(key) => {
                     let yaml = self.job_yaml(key, now);
                     reply_ok(sink.out(c), &yaml);
@@ -815,7 +816,7 @@ impl Engine {
     }
 
     fn reserve_job(&mut self, c: ClientId, id: u64, now: Nanos, sink: &mut impl Sink) {
-        match self.ids.get(&id).copied() {
+        match self.ids.get(id) {
             Some(key) if self.jobs[key as usize].state != State::Reserved => {
                 if self.jobs[key as usize].state != State::Ready {
                     // Out of buried or delayed: logged, so that a restart
@@ -1172,7 +1173,7 @@ impl Engine {
     /// Forgets an unlinked job, and its tube if that was the last use.
     fn free(&mut self, key: JobKey) {
         let job = self.jobs.remove(key as usize);
-        self.ids.remove(&job.id);
+        self.ids.remove(job.id);
         self.release_tube(job.tube);
     }
 
@@ -1193,7 +1194,7 @@ impl Engine {
     }
 
     fn reserved_by(&self, c: ClientId, id: u64) -> Option<JobKey> {
-        let key = *self.ids.get(&id)?;
+        let key = self.ids.get(id)?;
         let job = &self.jobs[key as usize];
         (job.state == State::Reserved && job.reserver == c).then_some(key)
     }

@@ -17,6 +17,7 @@ pub mod conn;
 pub mod engine;
 pub mod event_loop;
 pub mod heap;
+pub mod id_index;
 pub mod job;
 pub mod journal;
 pub mod listen;
