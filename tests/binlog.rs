@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Client, Server, put, sprout_bin};
+use common::{Client, Server, put, sprout_bin, try_put};
 
 /// A fresh directory under the system temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -451,18 +451,10 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Sends a put and returns the reply line.
-fn try_put(c: &mut Client, body: &[u8]) -> String {
-    let mut cmd = format!("put 0 0 60 {}\r\n", body.len()).into_bytes();
-    cmd.extend_from_slice(body);
-    cmd.extend_from_slice(b"\r\n");
-    String::from_utf8(c.ask(cmd)).unwrap()
-}
-
 /// Puts until the disk is full; returns the ids inserted and the refusal.
 fn fill(c: &mut Client, body: &[u8], ids: &mut Vec<u64>) -> String {
     for _ in 0..5000 {
-        let reply = try_put(c, body);
+        let reply = try_put(c, 0, 0, 60, body);
         match reply.strip_prefix("INSERTED ") {
             Some(id) => ids.push(id.trim_end().parse().unwrap()),
             None => return reply,
@@ -563,7 +555,10 @@ fn a_file_size_limit_refuses_the_put_that_exceeds_it() {
     });
     let mut c = limited.connect();
     let small = put(&mut c, 0, 0, 60, b"small");
-    assert_eq!(try_put(&mut c, &vec![b'b'; 100_000]), "OUT_OF_MEMORY\r\n");
+    assert_eq!(
+        try_put(&mut c, 0, 0, 60, &vec![b'b'; 100_000]),
+        "OUT_OF_MEMORY\r\n"
+    );
     c.expect(format!("peek {}\r\n", small + 1), "NOT_FOUND\r\n");
     let after = put(&mut c, 0, 0, 60, b"after");
     assert_eq!(after, small + 2);

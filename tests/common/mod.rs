@@ -235,12 +235,17 @@ impl Client {
     }
 }
 
-/// Puts a job and returns its id; panics on any reply but INSERTED.
-pub fn put(c: &mut Client, pri: u32, delay: u32, ttr: u32, body: &[u8]) -> u64 {
+/// Sends a put and returns the reply line, whatever it is.
+pub fn try_put(c: &mut Client, pri: u32, delay: u32, ttr: u32, body: &[u8]) -> String {
     let mut cmd = format!("put {pri} {delay} {ttr} {}\r\n", body.len()).into_bytes();
     cmd.extend_from_slice(body);
     cmd.extend_from_slice(b"\r\n");
-    let reply = String::from_utf8(c.ask(cmd)).unwrap();
+    String::from_utf8(c.ask(cmd)).unwrap()
+}
+
+/// Puts a job and returns its id; panics on any reply but INSERTED.
+pub fn put(c: &mut Client, pri: u32, delay: u32, ttr: u32, body: &[u8]) -> u64 {
+    let reply = try_put(c, pri, delay, ttr, body);
     reply
         .strip_prefix("INSERTED ")
         .and_then(|r| r.trim_end().parse().ok())

@@ -447,15 +447,7 @@ fn drive(poll: &mut Poll, conns: &mut [Conn], sh: &mut Shared) -> io::Result<()>
         for ev in &events {
             let i = ev.token().0;
             let c = &mut conns[i];
-            loop {
-                match c.stream.read(&mut buf) {
-                    Ok(0) => return Err(io::Error::other("the server closed a connection")),
-                    Ok(n) => c.input.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            read_all(c, &mut buf)?;
             let input = std::mem::take(&mut c.input);
             let mut at = 0;
             while let Some((r, n)) = reply::parse(&input[at..]) {
@@ -502,15 +494,7 @@ fn drain(poll: &mut Poll, conns: &mut [Conn], sh: &mut Shared) -> io::Result<()>
         for ev in &events {
             let i = ev.token().0;
             let c = &mut conns[i];
-            loop {
-                match c.stream.read(&mut buf) {
-                    Ok(0) => return Err(io::Error::other("the server closed a connection")),
-                    Ok(n) => c.input.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            read_all(c, &mut buf)?;
             let mut at = 0;
             while let Some((r, n)) = reply::parse(&c.input[at..]) {
                 if r.word() != b"DELETED" {
@@ -527,6 +511,19 @@ fn drain(poll: &mut Poll, conns: &mut [Conn], sh: &mut Shared) -> io::Result<()>
         }
     }
     Ok(())
+}
+
+/// Reads everything the socket has into the connection's input.
+fn read_all(c: &mut Conn, buf: &mut [u8]) -> io::Result<()> {
+    loop {
+        match c.stream.read(buf) {
+            Ok(0) => return Err(io::Error::other("the server closed a connection")),
+            Ok(n) => c.input.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Writes what it can, and asks for a writable event only if some is left.
