@@ -222,10 +222,10 @@ impl Engine {
                 RestoredState::Ready => self.make_ready(key),
                 RestoredState::Delayed { until } if until > now => self.make_delayed(key, until),
                 RestoredState::Delayed { .. } => self.make_ready(key),
-                RestoredState::Buried { rank, logged } => {
+                RestoredState::Buried { rank, ranked } => {
                     self.make_buried(key, rank);
                     self.seq = self.seq.max(rank);
-                    if !logged {
+                    if !ranked {
                         unranked.push((rank, key));
                     }
                 }

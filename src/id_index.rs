@@ -130,7 +130,7 @@ impl IdIndex {
         self.window.reserve(n);
     }
 
-    /// Bytes held (for tests and the benchmark's explanations).
+    /// Entries the window and the map have room for.
     pub fn capacity(&self) -> usize {
         self.window.capacity() + self.old.capacity()
     }

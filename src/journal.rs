@@ -98,12 +98,12 @@ pub enum RestoredState {
         until: Nanos,
     },
     /// Buried jobs are queued by ascending rank (the order they were buried).
-    /// `logged` is false when the rank was not on disk but inferred from the
+    /// `ranked` is false when the rank was not on disk but inferred from the
     /// record's position (files beanstalkd wrote): such a job's rank must be
     /// logged before compaction can move any buried job.
     Buried {
         rank: u64,
-        logged: bool,
+        ranked: bool,
     },
 }
 

@@ -479,7 +479,8 @@ impl Binlog {
     }
 
     /// Takes a job's full record out of its old home's books.
-    fn leave_home(&mut self, img: &Image, size: u64) {
+    fn leave_home(&mut self, img: &Image) {
+        let size = full_record_size(img.tube_len as u64 + img.body_len as u64);
         if let Some(f) = self.files.get_mut(&img.home) {
             f.refs = f.refs.saturating_sub(1);
             f.live_bytes = f.live_bytes.saturating_sub(size);
@@ -627,10 +628,7 @@ impl Journal for Binlog {
         if img.id == self.max_id {
             self.max_id_live = false;
         }
-        self.leave_home(
-            img,
-            full_record_size(img.tube_len as u64 + img.body_len as u64),
-        );
+        self.leave_home(img);
         self.collect();
         Ok(())
     }
@@ -654,10 +652,7 @@ impl Journal for Binlog {
         now: Nanos,
     ) -> Result<FileNo, JournalError> {
         let home = self.write_full(img, tube, body, now, self.owed)?;
-        self.leave_home(
-            img,
-            full_record_size(img.tube_len as u64 + img.body_len as u64),
-        );
+        self.leave_home(img);
         self.stats.records_migrated += 1;
         self.collect();
         Ok(home)

@@ -214,10 +214,10 @@ fn restored(p: Partial, top_rank: u64, wall_now: i64, now: Nanos) -> Restored {
     let secs = |ns: i64| (ns.max(0) as u64 / NANOS_PER_SEC).min(u32::MAX as u64) as u32;
     let state = match r.state {
         DiskState::Buried => match p.bury {
-            BuryOrder::Ranked(rank) => RestoredState::Buried { rank, logged: true },
+            BuryOrder::Ranked(rank) => RestoredState::Buried { rank, ranked: true },
             BuryOrder::At(pos) => RestoredState::Buried {
                 rank: top_rank.saturating_add(pos),
-                logged: false,
+                ranked: false,
             },
         },
         DiskState::Delayed if r.deadline_at > wall_now => RestoredState::Delayed {
@@ -310,7 +310,7 @@ mod tests {
                     1,
                     RestoredState::Buried {
                         rank: 7,
-                        logged: false
+                        ranked: false
                     },
                     1
                 ),
@@ -318,7 +318,7 @@ mod tests {
                     2,
                     RestoredState::Buried {
                         rank: 5,
-                        logged: false
+                        ranked: false
                     },
                     0
                 ),
@@ -369,14 +369,14 @@ mod tests {
                 (
                     RestoredState::Buried {
                         rank: 2,
-                        logged: true
+                        ranked: true
                     },
                     3
                 ),
                 (
                     RestoredState::Buried {
                         rank: 5,
-                        logged: true
+                        ranked: true
                     },
                     2
                 ),
@@ -384,7 +384,7 @@ mod tests {
                 (
                     RestoredState::Buried {
                         rank: 9,
-                        logged: false
+                        ranked: false
                     },
                     1
                 ),

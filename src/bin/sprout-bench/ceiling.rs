@@ -13,6 +13,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use crate::interest::arm;
+
 const LISTENER: Token = Token(usize::MAX);
 
 struct Conn {
@@ -103,16 +105,13 @@ pub fn serve(port: u16) -> io::Result<()> {
                 continue;
             }
             let want = !c.output.is_empty();
-            if want != c.armed {
-                let interest = if want {
-                    Interest::READABLE | Interest::WRITABLE
-                } else {
-                    Interest::READABLE
-                };
-                poll.registry()
-                    .reregister(&mut c.stream, Token(key), interest)?;
-                c.armed = want;
-            }
+            arm(
+                poll.registry(),
+                &mut c.stream,
+                Token(key),
+                &mut c.armed,
+                want,
+            )?;
         }
     }
 }

@@ -11,6 +11,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::hist::Hist;
+use crate::interest::arm;
 use crate::reply::{self, Reply};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -539,15 +540,5 @@ fn flush(poll: &Poll, c: &mut Conn, i: usize) -> io::Result<()> {
     }
     c.out.drain(..sent);
     let want = !c.out.is_empty();
-    if want != c.armed {
-        let interest = if want {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        poll.registry()
-            .reregister(&mut c.stream, Token(i), interest)?;
-        c.armed = want;
-    }
-    Ok(())
+    arm(poll.registry(), &mut c.stream, Token(i), &mut c.armed, want)
 }

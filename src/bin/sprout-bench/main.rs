@@ -7,6 +7,7 @@
 
 mod ceiling;
 mod hist;
+mod interest;
 mod load;
 mod reply;
 
