@@ -17,6 +17,11 @@ use crate::protocol::{self, Command, MAX_LINE, Op, ParseError};
 /// Stop handling commands while this much output is waiting to be sent.
 pub const OUTPUT_HIGH_WATER: usize = 1 << 20;
 
+/// An emptied buffer keeps its room up to this size: enough for ordinary
+/// commands and replies to reuse it, while a connection gone idle after a
+/// big body or a pipelined burst holds no more than this.
+const KEEP_BUFFER: usize = 4096;
+
 /// Where the framer is in the input stream.
 #[derive(Debug, Default)]
 enum Want {
@@ -109,7 +114,7 @@ impl Framer {
         if self.start == self.input.len() {
             self.input.clear();
             self.start = 0;
-            if self.input.capacity() > 64 * 1024 {
+            if self.input.capacity() > KEEP_BUFFER {
                 self.input = Vec::new();
             }
         }
@@ -397,7 +402,7 @@ impl Conn {
         }
         if self.sent == self.out.len() {
             self.out.clear();
-            if self.out.capacity() > 64 * 1024 {
+            if self.out.capacity() > KEEP_BUFFER {
                 self.out = Vec::new();
             }
         } else {
@@ -410,5 +415,49 @@ impl Conn {
         }
         self.sent = 0;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ServerInfo;
+
+    #[derive(Default)]
+    struct Out(Vec<u8>);
+
+    impl Sink for Out {
+        fn out(&mut self, _: ClientId) -> &mut Vec<u8> {
+            &mut self.0
+        }
+        fn woken(&mut self, _: ClientId) {}
+    }
+
+    #[test]
+    fn a_connection_gone_quiet_keeps_little_room() {
+        let now = 1 << 60;
+        let mut engine = Engine::new(1 << 20, ServerInfo::default(), now);
+        engine.connect(0);
+        let mut framer = Framer::default();
+        let mut out = Out::default();
+        // A big body arriving in one read, then a small command.
+        let mut input = b"put 0 0 10 50000\r\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 50_000));
+        input.extend_from_slice(b"\r\n");
+        framer.push(&input);
+        assert_eq!(
+            framer.process(0, &mut engine, now, &mut out),
+            Flow::NeedInput
+        );
+        assert_eq!(out.0, b"INSERTED 1\r\n");
+        assert!(framer.input.capacity() <= KEEP_BUFFER);
+        // Ordinary commands reuse the room they need.
+        framer.push(b"peek-ready\r\n");
+        framer.process(0, &mut engine, now, &mut out);
+        let room = framer.input.capacity();
+        assert!(room > 0);
+        framer.push(b"peek-ready\r\n");
+        framer.process(0, &mut engine, now, &mut out);
+        assert_eq!(framer.input.capacity(), room);
     }
 }

@@ -130,6 +130,8 @@ pub struct Engine {
     pub(crate) started: Nanos,
     /// Most jobs alive since the containers were last shrunk.
     peak_jobs: usize,
+    /// The last shrink left jobs behind: shrink again when none are left.
+    owe_shrink: bool,
 }
 
 /// Containers smaller than this are not worth shrinking.
@@ -169,6 +171,7 @@ impl Engine {
             info,
             started: now,
             peak_jobs: 0,
+            owe_shrink: false,
         }
     }
 
@@ -179,9 +182,14 @@ impl Engine {
     pub fn shrink_if_emptied(&mut self) -> bool {
         let live = self.jobs.len();
         self.peak_jobs = self.peak_jobs.max(live);
-        if self.peak_jobs < SHRINK_FLOOR || live > self.peak_jobs / 2 {
+        let halved = self.peak_jobs >= SHRINK_FLOOR && live <= self.peak_jobs / 2;
+        // Halving stops at the floor; the room of the last few thousand
+        // jobs goes once they are gone too.
+        let emptied = live == 0 && self.owe_shrink;
+        if !halved && !emptied {
             return false;
         }
+        self.owe_shrink = live > 0;
         self.peak_jobs = live;
         self.jobs.shrink_to_fit();
         self.ids.shrink();
@@ -1278,5 +1286,35 @@ mod tests {
         );
         assert!(e.ids.capacity() < 1000);
         assert!(!e.shrink_if_emptied(), "once per halving");
+    }
+
+    #[test]
+    fn the_last_jobs_room_goes_with_them() {
+        // The event loop asks after every turn; here, after every delete.
+        let now = 1 << 60;
+        let mut e = Engine::new(65535, ServerInfo::default(), now);
+        let mut out = Out::default();
+        e.connect(0);
+        let put = |e: &mut Engine, out: &mut Out| {
+            let id = e.begin_put(0);
+            e.finish_put(0, id, 0, 0, 10, b"job\r\n"[..].into(), now, now, out);
+            id
+        };
+        let ids: Vec<u64> = (0..20_000).map(|_| put(&mut e, &mut out)).collect();
+        let mut shrinks = 0;
+        for id in ids {
+            e.execute(0, &Command::Delete(id), now, &mut out);
+            shrinks += e.shrink_if_emptied() as u32;
+        }
+        // 20,000 halves to below the floor in three steps, then the rest.
+        assert_eq!(shrinks, 4);
+        assert_eq!(e.jobs.capacity(), 0);
+        assert_eq!(e.ids.capacity(), 0);
+        // Light traffic afterwards does not shrink on every emptying.
+        for _ in 0..100 {
+            let id = put(&mut e, &mut out);
+            e.execute(0, &Command::Delete(id), now, &mut out);
+            assert!(!e.shrink_if_emptied());
+        }
     }
 }
