@@ -13,13 +13,13 @@ use std::io::Write;
 
 use slab::Slab;
 
-use crate::heap::Heap;
+use crate::heap::{Heap, Split64};
 use crate::id_index::IdIndex;
-use crate::job::{ClientId, Counts, Job, JobKey, NANOS_PER_SEC, Nanos, State, TubeId};
+use crate::job::{ClientId, Counts, Event, Job, JobKey, NANOS_PER_SEC, Nanos, State, TubeId};
 use crate::journal::{FileNo, Image, Journal, JournalError, LoggedState, Restored, RestoredState};
 use crate::protocol::{Command, Op};
 use crate::timer_wheel::{TimerId, TimerWheel};
-use crate::tube::{CandidatePositions, JobPositions, NIL, Registry, URGENT_PRI};
+use crate::tube::{CandidatePositions, JobPositions, NIL, ReadyKey, Registry, URGENT_PRI};
 
 /// How long before a reservation's deadline a waiting reserve answers
 /// DEADLINE_SOON instead of waiting on.
@@ -114,7 +114,7 @@ pub struct Engine {
     pub(crate) ids: IdIndex,
     pub(crate) tubes: Registry,
     pub(crate) clients: Vec<Option<Client>>,
-    candidates: Heap<(u32, u64)>,
+    candidates: Heap<ReadyKey>,
     /// Each timer carries its exact deadline: the wheel has millisecond
     /// slots, and timers due in one poll run in deadline order.
     timers: TimerWheel<(Nanos, Timer)>,
@@ -221,10 +221,10 @@ impl Engine {
                 pri: r.pri,
                 delay: r.delay,
                 ttr: r.ttr.max(1),
-                counts: r.counts,
                 file: r.home,
                 ..Job::new(r.id, tube, r.created_at, r.body)
             }) as JobKey;
+            self.jobs[key as usize].set_counts(r.counts);
             self.ids.insert(r.id, key);
             match r.state {
                 RestoredState::Ready => self.make_ready(key),
@@ -508,7 +508,7 @@ impl Engine {
                         let job = &mut self.jobs[key as usize];
                         job.pri = pri;
                         job.delay = delay;
-                        job.counts.releases += 1;
+                        job.count(Event::Release);
                         if delay > 0 {
                             self.make_delayed(key, now + secs(delay));
                         } else {
@@ -537,7 +537,7 @@ impl Engine {
                         self.unlink(key);
                         let job = &mut self.jobs[key as usize];
                         job.pri = pri;
-                        job.counts.buries += 1;
+                        job.count(Event::Bury);
                         self.make_buried(key, img.rank);
                         b"BURIED\r\n"
                     }
@@ -720,7 +720,7 @@ impl Engine {
                 Timer::Ttr(key) => {
                     self.jobs[key as usize].timer = None;
                     self.unlink(key);
-                    self.jobs[key as usize].counts.timeouts += 1;
+                    self.jobs[key as usize].count(Event::Timeout);
                     self.totals.job_timeouts += 1;
                     self.make_ready(key);
                     self.dispatch(now, sink);
@@ -774,7 +774,7 @@ impl Engine {
             self.tubes.slab[t as usize].cursor = 1;
             self.unlink(key);
             self.make_reserved(key, c, now);
-            self.jobs[key as usize].counts.reserves += 1;
+            self.jobs[key as usize].count(Event::Reserve);
             self.reply_job(c, key, b"RESERVED", sink);
             return Outcome::Done;
         }
@@ -841,7 +841,7 @@ impl Engine {
                 self.mark_worker(c);
                 self.unlink(key);
                 self.make_reserved(key, c, now);
-                self.jobs[key as usize].counts.reserves += 1;
+                self.jobs[key as usize].count(Event::Reserve);
                 self.reply_job(c, key, b"RESERVED", sink);
             }
             _ => sink.out(c).extend_from_slice(b"NOT_FOUND\r\n"),
@@ -940,7 +940,7 @@ impl Engine {
             self.stop_waiting(c);
             self.unlink(key);
             self.make_reserved(key, c, now);
-            self.jobs[key as usize].counts.reserves += 1;
+            self.jobs[key as usize].count(Event::Reserve);
             self.reply_job(c, key, b"RESERVED", sink);
             sink.woken(c);
         }
@@ -1020,7 +1020,7 @@ impl Engine {
     fn make_ready(&mut self, key: JobKey) {
         let job = &mut self.jobs[key as usize];
         job.state = State::Ready;
-        let (t, sort) = (job.tube, (job.pri, job.id));
+        let (t, sort) = (job.tube, (job.pri, job.id.into()));
         let tube = &mut self.tubes.slab[t as usize];
         tube.ready
             .push(sort, key, &mut JobPositions(&mut self.jobs));
@@ -1040,7 +1040,7 @@ impl Engine {
         let timer = self.schedule(until, Timer::Delay(key));
         self.jobs[key as usize].timer = Some(timer);
         self.tubes.slab[t as usize].delayed.push(
-            (until, id),
+            (until.into(), id.into()),
             key,
             &mut JobPositions(&mut self.jobs),
         );
@@ -1053,9 +1053,11 @@ impl Engine {
         let job = &mut self.jobs[key as usize];
         job.state = State::Buried;
         let t = job.tube;
-        self.tubes.slab[t as usize]
-            .buried
-            .push(rank, key, &mut JobPositions(&mut self.jobs));
+        self.tubes.slab[t as usize].buried.push(
+            rank.into(),
+            key,
+            &mut JobPositions(&mut self.jobs),
+        );
         self.totals.buried += 1;
     }
 
@@ -1097,7 +1099,7 @@ impl Engine {
         img.state = LoggedState::Ready;
         self.log(sink, |j| j.update(&img, now))?;
         self.unlink(key);
-        self.jobs[key as usize].counts.kicks += 1;
+        self.jobs[key as usize].count(Event::Kick);
         self.make_ready(key);
         self.dispatch(now, sink);
         Ok(())
@@ -1120,10 +1122,10 @@ impl Engine {
                 State::Buried => self.tubes.slab[job.tube as usize]
                     .buried
                     .key_at(job.pos)
-                    .unwrap_or(0),
+                    .map_or(0, Split64::get),
                 _ => 0,
             },
-            counts: job.counts,
+            counts: job.counts(),
             state: match job.state {
                 State::Ready => LoggedState::Ready,
                 State::Reserved => LoggedState::Reserved,

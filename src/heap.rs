@@ -10,6 +10,25 @@
 //! Keys are copied into the heap rather than looked up through the items, so a
 //! sift touches only this vector.
 
+/// A `u64` kept as two `u32` halves (high first, so the derived order is
+/// the number's). A key made of these needs only 4-byte alignment: a
+/// (priority, id) key and its item then take 16 bytes, not 24, once per
+/// job waiting in a queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Split64([u32; 2]);
+
+impl Split64 {
+    pub fn get(self) -> u64 {
+        (self.0[0] as u64) << 32 | self.0[1] as u64
+    }
+}
+
+impl From<u64> for Split64 {
+    fn from(n: u64) -> Self {
+        Split64([(n >> 32) as u32, n as u32])
+    }
+}
+
 /// Where the heap records each item's current index.
 pub trait Positions {
     fn set_position(&mut self, item: u32, pos: u32);
@@ -162,6 +181,26 @@ mod tests {
                 assert!(h.entries[(i - 1) / 2].key <= e.key, "heap order at {i}");
             }
         }
+    }
+
+    #[test]
+    fn split_keys_order_as_their_numbers() {
+        let nums = [
+            0,
+            1,
+            u32::MAX as u64,
+            1 << 32,
+            (1 << 32) + 1,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for &a in &nums {
+            assert_eq!(Split64::from(a).get(), a);
+            for &b in &nums {
+                assert_eq!(Split64::from(a).cmp(&Split64::from(b)), a.cmp(&b));
+            }
+        }
+        assert_eq!(std::mem::size_of::<Entry<(u32, Split64)>>(), 16);
     }
 
     #[test]

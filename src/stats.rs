@@ -32,7 +32,7 @@ impl Engine {
             State::Reserved | State::Delayed => secs_between(now, job.deadline),
             _ => 0,
         };
-        let c = &job.counts;
+        let c = job.counts();
         let mut y = Vec::with_capacity(256);
         let _ = write!(
             y,

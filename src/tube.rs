@@ -10,12 +10,15 @@ use std::collections::HashMap;
 
 use slab::Slab;
 
-use crate::heap::{Heap, Positions};
+use crate::heap::{Heap, Positions, Split64};
 use crate::job::{ClientId, JobKey, Nanos, TubeId};
 use crate::timer_wheel::TimerId;
 
 /// Marks "not in the set" in position fields.
 pub const NIL: u32 = u32::MAX;
+
+/// A ready job's place in line: priority, then id (the oldest first).
+pub type ReadyKey = (u32, Split64);
 
 /// Jobs with a priority below this are "urgent" in stats.
 pub const URGENT_PRI: u32 = 1024;
@@ -23,9 +26,11 @@ pub const URGENT_PRI: u32 = 1024;
 #[derive(Debug)]
 pub struct Tube {
     pub name: Box<str>,
-    pub ready: Heap<(u32, u64)>,
-    pub delayed: Heap<(Nanos, u64)>,
-    pub buried: Heap<u64>,
+    pub ready: Heap<ReadyKey>,
+    /// By deadline, then id.
+    pub delayed: Heap<(Split64, Split64)>,
+    /// By bury rank.
+    pub buried: Heap<Split64>,
     pub reserved: u32,
     pub urgent: u32,
     /// Connections blocked in reserve that watch this tube, each with the
