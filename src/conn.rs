@@ -8,7 +8,7 @@
 use std::io::{self, Read, Write};
 
 use log::trace;
-use memchr::memmem;
+use memchr::memchr;
 
 use crate::engine::{Engine, Outcome, Sink};
 use crate::job::{ClientId, Nanos};
@@ -133,7 +133,7 @@ impl Framer {
         match &mut self.want {
             Want::Line => {
                 let window = &avail[..avail.len().min(MAX_LINE)];
-                match memmem::find(window, b"\r\n") {
+                match find_crlf(window) {
                     Some(end) => {
                         let at = self.start;
                         self.start += end + 2;
@@ -157,7 +157,7 @@ impl Framer {
                 let end = if *cr && avail[0] == b'\n' {
                     Some(1)
                 } else {
-                    memmem::find(avail, b"\r\n").map(|i| i + 2)
+                    find_crlf(avail).map(|i| i + 2)
                 };
                 match end {
                     Some(n) => {
@@ -307,6 +307,20 @@ impl Framer {
     }
 }
 
+/// Where the first CRLF in `s` starts. A search for the LF alone is much
+/// cheaper than a two-byte substring search on lines this short.
+fn find_crlf(s: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = memchr(b'\n', &s[from..]) {
+        let lf = from + i;
+        if lf > 0 && s[lf - 1] == b'\r' {
+            return Some(lf - 1);
+        }
+        from = lf + 1;
+    }
+    None
+}
+
 /// A client socket, TCP or unix.
 pub enum Stream {
     Tcp(mio::net::TcpStream),
@@ -353,6 +367,14 @@ pub struct Conn {
     pub sent: usize,
     /// The peer will send nothing more.
     pub eof: bool,
+    /// The last read took less than it asked for, so the socket was empty
+    /// then, and no readable event has come since: another read would only
+    /// say EAGAIN. On Linux, with edge-triggered epoll, data or a hang-up
+    /// arriving after that read brings a new event.
+    pub drained: bool,
+    /// An event said the peer closed or the socket failed: read on until
+    /// EOF or the error, whatever the size of each read.
+    pub hung_up: bool,
     /// Close once the output is written (quit).
     pub closing: bool,
     /// Output from this offset on waits until the binlog has synced this
@@ -373,11 +395,19 @@ impl Conn {
             out: Vec::new(),
             sent: 0,
             eof: false,
+            drained: false,
+            hung_up: false,
             closing: false,
             held: None,
             blocked: false,
             armed: false,
         }
+    }
+
+    /// A readable (or hang-up) event arrived for this socket.
+    pub fn readable(&mut self, hung_up: bool) {
+        self.drained = false;
+        self.hung_up |= hung_up;
     }
 
     pub fn pending_output(&self) -> usize {
@@ -431,6 +461,15 @@ mod tests {
             &mut self.0
         }
         fn woken(&mut self, _: ClientId) {}
+    }
+
+    #[test]
+    fn crlf_is_found_past_bare_line_feeds() {
+        assert_eq!(find_crlf(b"put\r\n"), Some(3));
+        assert_eq!(find_crlf(b"\r\n"), Some(0));
+        assert_eq!(find_crlf(b"\nab\n\r\rx\r\n"), Some(7));
+        assert_eq!(find_crlf(b"ab\n\r"), None);
+        assert_eq!(find_crlf(b""), None);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::id_index::IdIndex;
 use crate::job::{ClientId, Counts, Event, Job, JobKey, NANOS_PER_SEC, Nanos, State, TubeId};
 use crate::journal::{FileNo, Image, Journal, JournalError, LoggedState, Restored, RestoredState};
 use crate::protocol::{Command, Op};
+use crate::reply;
 use crate::timer_wheel::{TimerId, TimerWheel};
 use crate::tube::{CandidatePositions, JobPositions, NIL, ReadyKey, Registry, URGENT_PRI};
 
@@ -428,7 +429,7 @@ impl Engine {
         }
         self.tubes.slab[tube as usize].total_jobs += 1;
         self.totals.total_jobs += 1;
-        let _ = write!(sink.out(c), "INSERTED {id}\r\n");
+        reply::with_number(sink.out(c), b"INSERTED", id);
         self.compact(now, sink);
     }
 
@@ -578,7 +579,7 @@ impl Engine {
                     }
                     kicked += 1;
                 }
-                let _ = write!(sink.out(c), "KICKED {kicked}\r\n");
+                reply::with_number(sink.out(c), b"KICKED", kicked.into());
             }
             Command::KickJob(id) => {
                 let reply: &[u8] = match self.ids.get(id) {
@@ -632,7 +633,7 @@ impl Engine {
                     self.tubes.slab[t as usize].watching += 1;
                 }
                 let n = self.client(c).watch.len();
-                let _ = write!(sink.out(c), "WATCHING {n}\r\n");
+                reply::with_number(sink.out(c), b"WATCHING", n as u64);
             }
             Command::Ignore(name) => {
                 let found = self
@@ -651,7 +652,7 @@ impl Engine {
                     self.release_tube(t);
                 }
                 let n = self.client(c).watch.len();
-                let _ = write!(sink.out(c), "WATCHING {n}\r\n");
+                reply::with_number(sink.out(c), b"WATCHING", n as u64);
             }
             Command::ListTubes => {
                 let mut yaml = b"---\n".to_vec();
@@ -1219,8 +1220,7 @@ impl Engine {
     fn reply_job(&self, c: ClientId, key: JobKey, word: &[u8], sink: &mut impl Sink) {
         let job = &self.jobs[key as usize];
         let out = sink.out(c);
-        out.extend_from_slice(word);
-        let _ = write!(out, " {} {}\r\n", job.id, job.bytes());
+        reply::job_line(out, word, job.id, job.bytes() as u64);
         out.extend_from_slice(&job.body);
     }
 

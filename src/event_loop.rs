@@ -15,6 +15,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::binlog::Binlog;
+use crate::clock::Clock;
 use crate::conn::{Conn, Flow, OUTPUT_HIGH_WATER, Stream};
 use crate::engine::{Engine, Sink};
 use crate::job::{ClientId, Nanos};
@@ -25,10 +26,6 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 /// The binlog's sync thread reports a finished fsync.
 pub const WAKER: Token = Token(usize::MAX - 3);
-
-/// The engine's clock starts here rather than at 0, so that a job restored
-/// from the binlog can have been created before this process started.
-pub const CLOCK_BASE: Nanos = 1 << 60;
 
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -67,7 +64,7 @@ pub struct Server {
     signals: Signals,
     conns: Slab<Conn>,
     engine: Engine,
-    epoch: Instant,
+    clock: Clock,
     scratch: Vec<u8>,
     /// Connections that received output out of turn and must be driven.
     woken: Vec<ClientId>,
@@ -83,11 +80,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// `epoch` is the instant the engine's clock counts from.
+    /// `clock` is the one the engine's times were read from.
     pub fn new(
         mut listener: Listener,
         engine: Engine,
-        epoch: Instant,
+        clock: Clock,
         poll: Poll,
         binlog: Option<Binlog>,
         hold_replies: bool,
@@ -105,7 +102,7 @@ impl Server {
             signals,
             conns: Slab::new(),
             engine,
-            epoch,
+            clock,
             scratch: vec![0; READ_CHUNK],
             woken: Vec::new(),
             accept_paused_until: None,
@@ -117,7 +114,7 @@ impl Server {
     }
 
     fn now(&self) -> Nanos {
-        CLOCK_BASE + self.epoch.elapsed().as_nanos() as Nanos
+        self.clock.now()
     }
 
     /// Serves until SIGTERM or SIGINT.
@@ -154,7 +151,12 @@ impl Server {
                     LISTENER => self.accept(),
                     SIGNALS => self.signals(),
                     WAKER => self.synced(),
-                    Token(key) => self.drive(key as ClientId),
+                    Token(key) => {
+                        if let Some(conn) = self.conns.get_mut(key) {
+                            conn.readable(event.is_read_closed() || event.is_error());
+                        }
+                        self.drive(key as ClientId)
+                    }
                 }
             }
             self.drive_woken();
@@ -332,9 +334,15 @@ impl Server {
             if flow == Flow::Waiting && conn.framer.buffered() >= WAITING_INPUT_LIMIT {
                 return;
             }
+            if conn.drained {
+                return;
+            }
             match conn.stream.read(&mut self.scratch) {
                 Ok(0) => conn.eof = true,
-                Ok(n) => conn.framer.push(&self.scratch[..n]),
+                Ok(n) => {
+                    conn.framer.push(&self.scratch[..n]);
+                    conn.drained = n < self.scratch.len() && !conn.hung_up;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {

@@ -3,16 +3,19 @@
 //! Reading order, from the wire inwards:
 //! - [`event_loop`]: the single-threaded mio loop, sockets and signals.
 //! - [`conn`]: a connection's buffers and the framing of lines and bodies.
-//! - [`protocol`]: parsing one command line into a typed command.
+//! - [`protocol`]: parsing one command line into a typed command;
+//!   [`reply`]: writing the reply lines that carry numbers.
 //! - [`engine`]: the queue engine that runs commands and timers.
 //! - [`stats`]: the YAML documents of the stats commands.
 //! - [`journal`]: what the engine asks of persistence; [`binlog`]: the
 //!   beanstalkd-format write-ahead log that provides it.
 //! - [`tube`], [`job`], [`heap`], [`timer_wheel`]: the data structures.
-//! - [`cli`], [`listen`]: the command line and the listening socket.
+//! - [`cli`], [`listen`], [`clock`]: the command line, the listening
+//!   socket, and the time every command is given.
 
 pub mod binlog;
 pub mod cli;
+pub mod clock;
 pub mod conn;
 pub mod engine;
 pub mod event_loop;
@@ -22,6 +25,7 @@ pub mod job;
 pub mod journal;
 pub mod listen;
 pub mod protocol;
+pub mod reply;
 pub mod stats;
 pub mod timer_wheel;
 pub mod tube;

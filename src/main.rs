@@ -13,8 +13,9 @@ use mio::{Poll, Waker};
 use sprout::binlog::files::{EXIT_LOCKED, OpenError};
 use sprout::binlog::{Binlog, SyncPolicy};
 use sprout::cli::{self, Args, MAX_JOB_SIZE_LIMIT, split_short_flags};
+use sprout::clock::{CLOCK_BASE, Clock};
 use sprout::engine::{Engine, ServerInfo};
-use sprout::event_loop::{CLOCK_BASE, Server, WAKER};
+use sprout::event_loop::{Server, WAKER};
 use sprout::listen;
 
 /// beanstalkd's exit status for bad usage.
@@ -71,7 +72,7 @@ fn main() {
         error!("{e}");
         exit(e.exit_code());
     }
-    let epoch = Instant::now();
+    let clock = Clock::start();
     let mut engine = Engine::new(
         max_job_size as u32,
         server_info(args.binlog_size),
@@ -91,9 +92,9 @@ fn main() {
     let binlog = args
         .binlog_dir
         .as_deref()
-        .map(|dir| open_binlog(Path::new(dir), &args, policy, &poll, &mut engine, epoch));
+        .map(|dir| open_binlog(Path::new(dir), &args, policy, &poll, &mut engine, clock));
     let hold = binlog.is_some() && policy == SyncPolicy::Every(Duration::ZERO);
-    let mut server = match Server::new(listener, engine, epoch, poll, binlog, hold) {
+    let mut server = match Server::new(listener, engine, clock, poll, binlog, hold) {
         Ok(s) => s,
         Err(e) => {
             error!("cannot set up the event loop: {e}");
@@ -115,7 +116,7 @@ fn open_binlog(
     policy: SyncPolicy,
     poll: &Poll,
     engine: &mut Engine,
-    epoch: Instant,
+    clock: Clock,
 ) -> Binlog {
     // A file-size limit must fail the write (EFBIG), not kill the process.
     // SAFETY: setting a signal to SIG_IGN has no preconditions.
@@ -127,7 +128,7 @@ fn open_binlog(
             exit(1);
         }
     };
-    let now = CLOCK_BASE + epoch.elapsed().as_nanos() as u64;
+    let now = clock.now();
     let wake = move || {
         let _ = waker.wake();
     };

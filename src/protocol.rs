@@ -150,11 +150,12 @@ const BAD: ParseError = ParseError::BadFormat {
 
 /// Parses one command line, CRLF removed. `max_job_size` is `-z`.
 pub fn parse(line: &[u8], max_job_size: u32) -> Result<Command<'_>, ParseError> {
-    if line.contains(&0) {
+    if memchr::memchr(0, line).is_some() {
         return Err(BAD);
     }
-    // Prefix table in beanstalkd's lookup order; `exact` commands take no
-    // argument and must match the whole line.
+    // Prefixes are tried in beanstalkd's lookup order; grouping them by
+    // first letter keeps that order among any two that could both match.
+    // `exact` commands take no argument and must match the whole line.
     macro_rules! after {
         ($p:expr) => {
             line.strip_prefix($p.as_bytes())
@@ -169,90 +170,113 @@ pub fn parse(line: &[u8], max_job_size: u32) -> Result<Command<'_>, ParseError> 
             }
         })
     };
-    if let Some(rest) = after!("put ") {
-        return parse_put(rest, max_job_size);
-    }
-    if let Some(rest) = after!("peek ") {
-        return one_id(rest).map(Command::Peek);
-    }
-    for (cmd, p) in [
-        (Command::PeekReady, "peek-ready"),
-        (Command::PeekDelayed, "peek-delayed"),
-        (Command::PeekBuried, "peek-buried"),
-    ] {
-        if let Some(r) = exact(cmd, p) {
-            return r;
+    match line.first() {
+        Some(b'p') => {
+            if let Some(rest) = after!("put ") {
+                return parse_put(rest, max_job_size);
+            }
+            if let Some(rest) = after!("peek ") {
+                return one_id(rest).map(Command::Peek);
+            }
+            for (cmd, p) in [
+                (Command::PeekReady, "peek-ready"),
+                (Command::PeekDelayed, "peek-delayed"),
+                (Command::PeekBuried, "peek-buried"),
+            ] {
+                if let Some(r) = exact(cmd, p) {
+                    return r;
+                }
+            }
+            if let Some(rest) = after!("pause-tube") {
+                return parse_pause_tube(rest);
+            }
         }
-    }
-    if let Some(rest) = after!("reserve-with-timeout ") {
-        // 1.13: 0..=i32::MAX, and anything after the number is ignored.
-        let (n, _) = leading_u64(rest).ok_or(BAD)?;
-        return match u32::try_from(n) {
-            Ok(n) if n <= i32::MAX as u32 => Ok(Command::ReserveWithTimeout(n)),
-            _ => Err(BAD),
-        };
-    }
-    if let Some(rest) = after!("reserve-job ") {
-        return one_id(rest).map(Command::ReserveJob);
-    }
-    if let Some(r) = exact(Command::Reserve, "reserve") {
-        return r;
-    }
-    if let Some(rest) = after!("delete ") {
-        return one_id(rest).map(Command::Delete);
-    }
-    if let Some(rest) = after!("release ") {
-        let (id, rest) = leading_u64(rest).ok_or(BAD)?;
-        let (pri, rest) = leading_u32(rest).ok_or(BAD)?;
-        let delay = last_u32(rest)?;
-        return Ok(Command::Release { id, pri, delay });
-    }
-    if let Some(rest) = after!("bury ") {
-        let (id, rest) = leading_u64(rest).ok_or(BAD)?;
-        let pri = last_u32(rest)?;
-        return Ok(Command::Bury { id, pri });
-    }
-    if let Some(rest) = after!("kick ") {
-        return c_strtoul(rest).map(|n| Command::Kick(n as u32)).ok_or(BAD);
-    }
-    if let Some(rest) = after!("kick-job ") {
-        return one_id(rest).map(Command::KickJob);
-    }
-    if let Some(rest) = after!("touch ") {
-        return one_id(rest).map(Command::Touch);
-    }
-    if let Some(rest) = after!("stats-job ") {
-        return one_id(rest).map(Command::StatsJob);
-    }
-    if let Some(rest) = after!("stats-tube ") {
-        return tube_name(rest).map(Command::StatsTube);
-    }
-    if let Some(r) = exact(Command::Stats, "stats") {
-        return r;
-    }
-    if let Some(rest) = after!("use ") {
-        return tube_name(rest).map(Command::Use);
-    }
-    if let Some(rest) = after!("watch ") {
-        return tube_name(rest).map(Command::Watch);
-    }
-    if let Some(rest) = after!("ignore ") {
-        return tube_name(rest).map(Command::Ignore);
-    }
-    for (cmd, p) in [
-        (Command::ListTubesWatched, "list-tubes-watched"),
-        (Command::ListTubeUsed, "list-tube-used"),
-        (Command::ListTubes, "list-tubes"),
-    ] {
-        if let Some(r) = exact(cmd, p) {
-            return r;
+        Some(b'r') => {
+            if let Some(rest) = after!("reserve-with-timeout ") {
+                // 1.13: 0..=i32::MAX, and anything after the number is ignored.
+                let (n, _) = leading_u64(rest).ok_or(BAD)?;
+                return match u32::try_from(n) {
+                    Ok(n) if n <= i32::MAX as u32 => Ok(Command::ReserveWithTimeout(n)),
+                    _ => Err(BAD),
+                };
+            }
+            if let Some(rest) = after!("reserve-job ") {
+                return one_id(rest).map(Command::ReserveJob);
+            }
+            if let Some(r) = exact(Command::Reserve, "reserve") {
+                return r;
+            }
+            if let Some(rest) = after!("release ") {
+                let (id, rest) = leading_u64(rest).ok_or(BAD)?;
+                let (pri, rest) = leading_u32(rest).ok_or(BAD)?;
+                let delay = last_u32(rest)?;
+                return Ok(Command::Release { id, pri, delay });
+            }
         }
-    }
-    if line.starts_with(b"quit") {
-        return Ok(Command::Quit);
-    }
-    if let Some(rest) = after!("pause-tube") {
-        return parse_pause_tube(rest);
+        Some(b'd') => {
+            if let Some(rest) = after!("delete ") {
+                return one_id(rest).map(Command::Delete);
+            }
+        }
+        Some(b'b') => {
+            if let Some(rest) = after!("bury ") {
+                let (id, rest) = leading_u64(rest).ok_or(BAD)?;
+                let pri = last_u32(rest)?;
+                return Ok(Command::Bury { id, pri });
+            }
+        }
+        Some(b'k') => {
+            if let Some(rest) = after!("kick ") {
+                return c_strtoul(rest).map(|n| Command::Kick(n as u32)).ok_or(BAD);
+            }
+            if let Some(rest) = after!("kick-job ") {
+                return one_id(rest).map(Command::KickJob);
+            }
+        }
+        Some(b't') => {
+            if let Some(rest) = after!("touch ") {
+                return one_id(rest).map(Command::Touch);
+            }
+        }
+        Some(b's') => {
+            if let Some(rest) = after!("stats-job ") {
+                return one_id(rest).map(Command::StatsJob);
+            }
+            if let Some(rest) = after!("stats-tube ") {
+                return tube_name(rest).map(Command::StatsTube);
+            }
+            if let Some(r) = exact(Command::Stats, "stats") {
+                return r;
+            }
+        }
+        Some(b'u') => {
+            if let Some(rest) = after!("use ") {
+                return tube_name(rest).map(Command::Use);
+            }
+        }
+        Some(b'w') => {
+            if let Some(rest) = after!("watch ") {
+                return tube_name(rest).map(Command::Watch);
+            }
+        }
+        Some(b'i') => {
+            if let Some(rest) = after!("ignore ") {
+                return tube_name(rest).map(Command::Ignore);
+            }
+        }
+        Some(b'l') => {
+            for (cmd, p) in [
+                (Command::ListTubesWatched, "list-tubes-watched"),
+                (Command::ListTubeUsed, "list-tube-used"),
+                (Command::ListTubes, "list-tubes"),
+            ] {
+                if let Some(r) = exact(cmd, p) {
+                    return r;
+                }
+            }
+        }
+        Some(b'q') if line.starts_with(b"quit") => return Ok(Command::Quit),
+        _ => {}
     }
     Err(ParseError::UnknownCommand)
 }

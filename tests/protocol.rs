@@ -196,6 +196,33 @@ fn half_close_while_waiting_times_out_then_closes() {
 }
 
 #[test]
+fn a_hang_up_is_noticed_whenever_it_comes() {
+    // The server stops reading once a read comes back short and waits for
+    // the next event; a hang-up must still arrive as one, whether it comes
+    // with the last command or after its reply.
+    let s = Server::start(&[]);
+    let mut a = s.connect();
+    put(&mut a, 0, 0, 60, b"x");
+    put(&mut a, 0, 0, 60, b"y");
+    // With the last command.
+    let mut b = s.connect();
+    b.send("reserve-job 1\r\n");
+    b.s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(b.reply(), b"RESERVED 1 1\r\nx\r\n");
+    b.expect_closed();
+    // After the reply, once the server has gone back to waiting.
+    let mut c = s.connect();
+    c.expect("reserve-job 2\r\n", "RESERVED 2 1\r\ny\r\n");
+    c.expect_silence(Duration::from_millis(50));
+    c.s.shutdown(std::net::Shutdown::Write).unwrap();
+    c.expect_closed();
+    // Both reservations went back.
+    assert_eq!(a.stat("stats-job 1", "state"), "ready");
+    assert_eq!(a.stat("stats-job 2", "state"), "ready");
+    assert_eq!(a.stat("stats", "current-connections"), "1");
+}
+
+#[test]
 fn closing_releases_in_reservation_order() {
     // Checked against beanstalkd 1.12: the first job reserved comes back
     // first, whatever its id, and a touch does not move it.

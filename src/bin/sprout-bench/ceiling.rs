@@ -3,8 +3,9 @@
 //! reaches is what the machine, the kernel and the load generator allow;
 //! every server's figure is reported as a fraction of it.
 //!
-//! Like a good server it reads all a socket has, answers every complete
-//! command, and sends the answers with one write.
+//! Like a good server it reads all a socket has (stopping at a short read,
+//! as sprout does), answers every complete command, and sends the answers
+//! with one write.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -70,13 +71,21 @@ pub fn serve(port: u16) -> io::Result<()> {
                 continue;
             };
             let mut closed = false;
+            let hung_up = ev.is_read_closed() || ev.is_error();
             loop {
                 match c.stream.read(&mut buf) {
                     Ok(0) => {
                         closed = true;
                         break;
                     }
-                    Ok(n) => c.input.extend_from_slice(&buf[..n]),
+                    Ok(n) => {
+                        c.input.extend_from_slice(&buf[..n]);
+                        // A short read emptied the socket; as in sprout, the
+                        // next data or hang-up brings a new event.
+                        if n < buf.len() && !hung_up {
+                            break;
+                        }
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => {
