@@ -370,7 +370,9 @@ pub struct Conn {
     /// The last read took less than it asked for, so the socket was empty
     /// then, and no readable event has come since: another read would only
     /// say EAGAIN. On Linux, with edge-triggered epoll, data or a hang-up
-    /// arriving after that read brings a new event.
+    /// arriving after that read brings a new event. (One exception: TCP
+    /// stops a read at urgent data, and the bytes after it then wait for
+    /// the client's next send. beanstalk clients send no urgent data.)
     pub drained: bool,
     /// An event said the peer closed or the socket failed: read on until
     /// EOF or the error, whatever the size of each read.
