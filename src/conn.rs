@@ -74,7 +74,7 @@ pub struct Framer {
 }
 
 impl Framer {
-    /// Appends bytes read from the socket.
+    /// Keeps bytes read from the socket for a later [`process`](Self::process).
     pub fn push(&mut self, bytes: &[u8]) {
         if self.start == self.input.len() {
             self.input.clear();
@@ -88,28 +88,34 @@ impl Framer {
         self.input.len() - self.start
     }
 
-    /// Handles every complete command in the buffer, in order.
+    /// Handles every complete command in what was kept and then `fresh`
+    /// (bytes just read, or none), in order. When nothing was kept, the
+    /// fresh bytes are handled where they lie and only what is left over
+    /// (an unfinished line, or commands behind a blocked reserve) is
+    /// copied: a body then goes from the read buffer straight to its job.
     pub fn process(
         &mut self,
+        fresh: &[u8],
         c: ClientId,
         engine: &mut Engine,
         now: Nanos,
         sink: &mut impl Sink,
     ) -> Flow {
-        let flow = loop {
-            if engine.is_waiting(c) {
-                break Flow::Waiting;
-            }
-            if sink.out(c).len() >= OUTPUT_HIGH_WATER {
-                break Flow::OutputFull;
-            }
-            match self.step(c, engine, now, sink) {
-                Some(Flow::NeedInput) | None if self.start == self.input.len() => {
-                    break Flow::NeedInput;
-                }
-                Some(flow) => break flow,
-                None => {}
-            }
+        let flow = if self.buffered() == 0 {
+            let mut at = 0;
+            let flow = run(&mut self.want, fresh, &mut at, c, engine, now, sink);
+            self.input.clear();
+            self.start = 0;
+            self.input.extend_from_slice(&fresh[at..]);
+            flow
+        } else {
+            self.push(fresh);
+            let input = std::mem::take(&mut self.input);
+            let mut at = self.start;
+            let flow = run(&mut self.want, &input, &mut at, c, engine, now, sink);
+            self.input = input;
+            self.start = at;
+            flow
         };
         if self.start == self.input.len() {
             self.input.clear();
@@ -120,189 +126,214 @@ impl Framer {
         }
         flow
     }
+}
 
-    /// Handles one unit of input. `None` means progress was made.
-    fn step(
-        &mut self,
-        c: ClientId,
-        engine: &mut Engine,
-        now: Nanos,
-        sink: &mut impl Sink,
-    ) -> Option<Flow> {
-        let avail = &self.input[self.start..];
-        match &mut self.want {
-            Want::Line => {
-                let window = &avail[..avail.len().min(MAX_LINE)];
-                match find_crlf(window) {
-                    Some(end) => {
-                        let at = self.start;
-                        self.start += end + 2;
-                        self.command(at, end, c, engine, now, sink)
-                    }
-                    None if avail.len() >= MAX_LINE => {
-                        // Too long to be a command: discard to the end of the line.
-                        self.want = Want::SkipLine {
-                            cr: false,
-                            then: Some(b"BAD_FORMAT\r\n"),
-                        };
-                        None
-                    }
-                    None => Some(Flow::NeedInput),
-                }
-            }
-            Want::SkipLine { cr, then } => {
-                if avail.is_empty() {
-                    return Some(Flow::NeedInput);
-                }
-                let end = if *cr && avail[0] == b'\n' {
-                    Some(1)
-                } else {
-                    find_crlf(avail).map(|i| i + 2)
-                };
-                match end {
-                    Some(n) => {
-                        self.start += n;
-                        if let Some(reply) = then.take() {
-                            sink.out(c).extend_from_slice(reply);
-                        }
-                        self.want = Want::Line;
-                        None
-                    }
-                    None => {
-                        *cr = avail.last() == Some(&b'\r');
-                        self.start = self.input.len();
-                        Some(Flow::NeedInput)
-                    }
-                }
-            }
-            Want::Skip { left, then } => {
-                let n = (*left).min(avail.len() as u64);
-                self.start += n as usize;
-                *left -= n;
-                if *left > 0 {
-                    return Some(Flow::NeedInput);
-                }
-                if let Some(reply) = then.take() {
-                    sink.out(c).extend_from_slice(reply);
-                }
-                self.want = Want::Line;
-                None
-            }
-            Want::Body { body, need, .. } => {
-                let n = (*need).min(avail.len());
-                body.extend_from_slice(&avail[..n]);
-                *need -= n;
-                self.start += n;
-                if *need > 0 {
-                    return Some(Flow::NeedInput);
-                }
-                let Want::Body {
-                    id,
-                    pri,
-                    delay,
-                    ttr,
-                    created_at,
-                    body,
-                    ..
-                } = std::mem::take(&mut self.want)
-                else {
-                    unreachable!()
-                };
-                if !body.ends_with(b"\r\n") {
-                    // beanstalkd parses whatever follows the declared length
-                    // as commands; we skip to the end of that line instead.
-                    sink.out(c).extend_from_slice(b"EXPECTED_CRLF\r\n");
-                    self.want = Want::SkipLine {
-                        cr: body.last() == Some(&b'\r'),
-                        then: None,
-                    };
-                    return None;
-                }
-                engine.finish_put(
-                    c,
-                    id,
-                    pri,
-                    delay,
-                    ttr,
-                    body.into_boxed_slice(),
-                    created_at,
-                    now,
-                    sink,
-                );
-                None
-            }
+/// Handles complete units of `input` from `*at` on, until one of them
+/// stops the connection or more input is needed.
+fn run(
+    want: &mut Want,
+    input: &[u8],
+    at: &mut usize,
+    c: ClientId,
+    engine: &mut Engine,
+    now: Nanos,
+    sink: &mut impl Sink,
+) -> Flow {
+    loop {
+        if engine.is_waiting(c) {
+            return Flow::Waiting;
+        }
+        if sink.out(c).len() >= OUTPUT_HIGH_WATER {
+            return Flow::OutputFull;
+        }
+        match step(want, input, at, c, engine, now, sink) {
+            Some(Flow::NeedInput) | None if *at == input.len() => return Flow::NeedInput,
+            Some(flow) => return flow,
+            None => {}
         }
     }
+}
 
-    /// Parses and runs the command line at `input[at..at + len]`.
-    #[allow(clippy::too_many_arguments)]
-    fn command(
-        &mut self,
-        at: usize,
-        len: usize,
-        c: ClientId,
-        engine: &mut Engine,
-        now: Nanos,
-        sink: &mut impl Sink,
-    ) -> Option<Flow> {
-        let line = &self.input[at..at + len];
-        if log::log_enabled!(log::Level::Trace) {
-            trace!(
-                "client {c}: {}",
-                String::from_utf8_lossy(line).escape_debug()
-            );
+/// Handles one unit of input. `None` means progress was made.
+fn step(
+    want: &mut Want,
+    input: &[u8],
+    at: &mut usize,
+    c: ClientId,
+    engine: &mut Engine,
+    now: Nanos,
+    sink: &mut impl Sink,
+) -> Option<Flow> {
+    let avail = &input[*at..];
+    match want {
+        Want::Line => {
+            let window = &avail[..avail.len().min(MAX_LINE)];
+            match find_crlf(window) {
+                Some(end) => {
+                    let line = &avail[..end];
+                    *at += end + 2;
+                    command(want, line, c, engine, now, sink)
+                }
+                None if avail.len() >= MAX_LINE => {
+                    // Too long to be a command: discard to the end of the line.
+                    *want = Want::SkipLine {
+                        cr: false,
+                        then: Some(b"BAD_FORMAT\r\n"),
+                    };
+                    None
+                }
+                None => Some(Flow::NeedInput),
+            }
         }
-        match protocol::parse(line, engine.max_job_size()) {
-            Ok(Command::Put {
+        Want::SkipLine { cr, then } => {
+            if avail.is_empty() {
+                return Some(Flow::NeedInput);
+            }
+            let end = if *cr && avail[0] == b'\n' {
+                Some(1)
+            } else {
+                find_crlf(avail).map(|i| i + 2)
+            };
+            match end {
+                Some(n) => {
+                    *at += n;
+                    if let Some(reply) = then.take() {
+                        sink.out(c).extend_from_slice(reply);
+                    }
+                    *want = Want::Line;
+                    None
+                }
+                None => {
+                    *cr = avail.last() == Some(&b'\r');
+                    *at = input.len();
+                    Some(Flow::NeedInput)
+                }
+            }
+        }
+        Want::Skip { left, then } => {
+            let n = (*left).min(avail.len() as u64);
+            *at += n as usize;
+            *left -= n;
+            if *left > 0 {
+                return Some(Flow::NeedInput);
+            }
+            if let Some(reply) = then.take() {
+                sink.out(c).extend_from_slice(reply);
+            }
+            *want = Want::Line;
+            None
+        }
+        Want::Body { body, need, .. } => {
+            let n = (*need).min(avail.len());
+            body.extend_from_slice(&avail[..n]);
+            *need -= n;
+            *at += n;
+            if *need > 0 {
+                return Some(Flow::NeedInput);
+            }
+            let Want::Body {
+                id,
                 pri,
                 delay,
                 ttr,
-                bytes,
-            }) => {
-                engine.count(Op::Put);
-                let id = engine.begin_put(c);
-                let need = bytes as usize + 2;
-                self.want = Want::Body {
-                    id,
-                    pri,
-                    delay,
-                    ttr,
-                    created_at: now,
-                    body: Vec::with_capacity(need),
-                    need,
+                created_at,
+                body,
+                ..
+            } = std::mem::take(want)
+            else {
+                unreachable!()
+            };
+            if !body.ends_with(b"\r\n") {
+                // beanstalkd parses whatever follows the declared length
+                // as commands; we skip to the end of that line instead.
+                sink.out(c).extend_from_slice(b"EXPECTED_CRLF\r\n");
+                *want = Want::SkipLine {
+                    cr: body.last() == Some(&b'\r'),
+                    then: None,
                 };
-                None
+                return None;
             }
-            Ok(cmd) => match engine.execute(c, &cmd, now, sink) {
-                Outcome::Done => None,
-                Outcome::Blocked => Some(Flow::Waiting),
-                Outcome::Close => Some(Flow::Quit),
-            },
-            Err(ParseError::BadFormat { counted, body }) => {
-                if let Some(op) = counted {
-                    engine.count(op);
-                }
-                sink.out(c).extend_from_slice(b"BAD_FORMAT\r\n");
-                if let Some(bytes) = body {
-                    self.want = Want::Skip {
-                        left: bytes as u64 + 2,
-                        then: None,
-                    };
-                }
-                None
+            engine.finish_put(
+                c,
+                id,
+                pri,
+                delay,
+                ttr,
+                body.into_boxed_slice(),
+                created_at,
+                now,
+                sink,
+            );
+            None
+        }
+    }
+}
+
+/// Parses and runs one command line.
+fn command(
+    want: &mut Want,
+    line: &[u8],
+    c: ClientId,
+    engine: &mut Engine,
+    now: Nanos,
+    sink: &mut impl Sink,
+) -> Option<Flow> {
+    if log::log_enabled!(log::Level::Trace) {
+        trace!(
+            "client {c}: {}",
+            String::from_utf8_lossy(line).escape_debug()
+        );
+    }
+    match protocol::parse(line, engine.max_job_size()) {
+        Ok(Command::Put {
+            pri,
+            delay,
+            ttr,
+            bytes,
+        }) => {
+            engine.count(Op::Put);
+            let id = engine.begin_put(c);
+            let need = bytes as usize + 2;
+            *want = Want::Body {
+                id,
+                pri,
+                delay,
+                ttr,
+                created_at: now,
+                body: Vec::with_capacity(need),
+                need,
+            };
+            None
+        }
+        Ok(cmd) => match engine.execute(c, &cmd, now, sink) {
+            Outcome::Done => None,
+            Outcome::Blocked => Some(Flow::Waiting),
+            Outcome::Close => Some(Flow::Quit),
+        },
+        Err(ParseError::BadFormat { counted, body }) => {
+            if let Some(op) = counted {
+                engine.count(op);
             }
-            Err(ParseError::UnknownCommand) => {
-                sink.out(c).extend_from_slice(b"UNKNOWN_COMMAND\r\n");
-                None
-            }
-            Err(ParseError::JobTooBig { bytes }) => {
-                engine.count(Op::Put);
-                self.want = Want::Skip {
+            sink.out(c).extend_from_slice(b"BAD_FORMAT\r\n");
+            if let Some(bytes) = body {
+                *want = Want::Skip {
                     left: bytes as u64 + 2,
-                    then: Some(b"JOB_TOO_BIG\r\n"),
+                    then: None,
                 };
-                None
             }
+            None
+        }
+        Err(ParseError::UnknownCommand) => {
+            sink.out(c).extend_from_slice(b"UNKNOWN_COMMAND\r\n");
+            None
+        }
+        Err(ParseError::JobTooBig { bytes }) => {
+            engine.count(Op::Put);
+            *want = Want::Skip {
+                left: bytes as u64 + 2,
+                then: Some(b"JOB_TOO_BIG\r\n"),
+            };
+            None
         }
     }
 }
@@ -485,20 +516,27 @@ mod tests {
         let mut input = b"put 0 0 10 50000\r\n".to_vec();
         input.extend(std::iter::repeat_n(b'x', 50_000));
         input.extend_from_slice(b"\r\n");
-        framer.push(&input);
+        // Most of it arrives, then the rest: what is left over is kept.
+        let (first, rest) = input.split_at(40_000);
         assert_eq!(
-            framer.process(0, &mut engine, now, &mut out),
+            framer.process(first, 0, &mut engine, now, &mut out),
             Flow::NeedInput
         );
+        assert_eq!(framer.buffered(), 0, "the body went straight to the job");
+        framer.process(&rest[..5_000], 0, &mut engine, now, &mut out);
+        framer.process(&rest[5_000..], 0, &mut engine, now, &mut out);
         assert_eq!(out.0, b"INSERTED 1\r\n");
         assert!(framer.input.capacity() <= KEEP_BUFFER);
-        // Ordinary commands reuse the room they need.
-        framer.push(b"peek-ready\r\n");
-        framer.process(0, &mut engine, now, &mut out);
+        // A command cut in two is kept until it is whole; then the room it
+        // took is reused.
+        framer.process(b"peek-rea", 0, &mut engine, now, &mut out);
+        assert_eq!(framer.buffered(), 8);
+        framer.process(b"dy\r\n", 0, &mut engine, now, &mut out);
+        assert!(out.0.starts_with(b"INSERTED 1\r\nFOUND 1 50000\r\n"));
         let room = framer.input.capacity();
         assert!(room > 0);
-        framer.push(b"peek-ready\r\n");
-        framer.process(0, &mut engine, now, &mut out);
+        framer.process(b"peek-rea", 0, &mut engine, now, &mut out);
+        framer.process(b"dy\r\n", 0, &mut engine, now, &mut out);
         assert_eq!(framer.input.capacity(), room);
     }
 }

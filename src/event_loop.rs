@@ -273,11 +273,14 @@ impl Server {
     /// connection has to wait for its socket or for a reserve.
     fn drive(&mut self, c: ClientId) {
         let key = c as usize;
+        // Bytes just read into `scratch`, handled at the top of the loop.
+        let mut fresh = 0;
         for _ in 0..READS_PER_TURN {
             if !self.conns.contains(key) {
                 return;
             }
-            let flow = self.process(c);
+            let flow = self.process(c, fresh);
+            fresh = 0;
             let conn = &mut self.conns[key];
             if let Err(e) = conn.flush() {
                 debug!("connection {c}: write failed: {e}");
@@ -340,7 +343,7 @@ impl Server {
             match conn.stream.read(&mut self.scratch) {
                 Ok(0) => conn.eof = true,
                 Ok(n) => {
-                    conn.framer.push(&self.scratch[..n]);
+                    fresh = n;
                     conn.drained = n < self.scratch.len() && !conn.hung_up;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -352,13 +355,18 @@ impl Server {
             }
         }
         // Out of turns with input possibly left: come back after the others.
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.framer.push(&self.scratch[..fresh]);
+        }
         self.woken.push(c);
     }
 
-    fn process(&mut self, c: ClientId) -> Flow {
+    /// Runs the commands in what `c` has buffered and in the first `fresh`
+    /// bytes of the read buffer.
+    fn process(&mut self, c: ClientId, fresh: usize) -> Flow {
         let written = self.binlog.as_ref().map_or(0, |b| b.written());
         let out_before = self.conns[c as usize].out.len();
-        let flow = self.run_commands(c);
+        let flow = self.run_commands(c, fresh);
         if self.hold_replies
             && let Some(b) = &self.binlog
             && b.written() > written
@@ -383,10 +391,12 @@ impl Server {
         }
     }
 
-    fn run_commands(&mut self, c: ClientId) -> Flow {
+    fn run_commands(&mut self, c: ClientId, fresh: usize) -> Flow {
         let now = self.now();
         let mut framer = std::mem::take(&mut self.conns[c as usize].framer);
+        let scratch = std::mem::take(&mut self.scratch);
         let flow = framer.process(
+            &scratch[..fresh],
             c,
             &mut self.engine,
             now,
@@ -396,6 +406,7 @@ impl Server {
                 binlog: self.binlog.as_mut(),
             },
         );
+        self.scratch = scratch;
         self.conns[c as usize].framer = framer;
         flow
     }

@@ -42,8 +42,7 @@ fuzz_target!(|data: &[u8]| {
         let c = (head & 1) as usize;
         now += (*head as u64 >> 1) * 50_000_000;
         engine.tick(now, &mut out);
-        framers[c].push(body);
-        framers[c].process(c as u32, &mut engine, now, &mut out);
+        framers[c].process(body, c as u32, &mut engine, now, &mut out);
         out.0[c].clear();
     }
     engine.disconnect(0, now, &mut out);
