@@ -484,17 +484,7 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::ServerInfo;
-
-    #[derive(Default)]
-    struct Out(Vec<u8>);
-
-    impl Sink for Out {
-        fn out(&mut self, _: ClientId) -> &mut Vec<u8> {
-            &mut self.0
-        }
-        fn woken(&mut self, _: ClientId) {}
-    }
+    use crate::engine::{Out, ServerInfo};
 
     #[test]
     fn crlf_is_found_past_bare_line_feeds() {

@@ -1243,24 +1243,28 @@ impl Engine {
 
 /// `OK <n>\r\n<data>\r\n`.
 fn reply_ok(out: &mut Vec<u8>, data: &[u8]) {
-    let _ = write!(out, "OK {}\r\n", data.len());
+    reply::with_number(out, b"OK", data.len() as u64);
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
+}
+
+/// A sink that collects every connection's replies in one buffer, for
+/// unit tests of the engine and the framer.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Out(pub Vec<u8>);
+
+#[cfg(test)]
+impl Sink for Out {
+    fn out(&mut self, _: ClientId) -> &mut Vec<u8> {
+        &mut self.0
+    }
+    fn woken(&mut self, _: ClientId) {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Default)]
-    struct Out(Vec<u8>);
-
-    impl Sink for Out {
-        fn out(&mut self, _: ClientId) -> &mut Vec<u8> {
-            &mut self.0
-        }
-        fn woken(&mut self, _: ClientId) {}
-    }
 
     #[test]
     fn memory_is_given_back_as_jobs_go() {
