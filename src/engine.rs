@@ -1266,19 +1266,28 @@ impl Sink for Out {
 mod tests {
     use super::*;
 
+    const NOW: Nanos = 1 << 60;
+
+    /// An engine with client 0 connected.
+    fn engine() -> Engine {
+        let mut e = Engine::new(65535, ServerInfo::default(), NOW);
+        e.connect(0);
+        e
+    }
+
+    /// Client 0 puts a small job; returns its id.
+    fn put(e: &mut Engine, out: &mut Out) -> u64 {
+        let id = e.begin_put(0);
+        e.finish_put(0, id, 0, 0, 10, b"job\r\n"[..].into(), NOW, NOW, out);
+        id
+    }
+
     #[test]
     fn memory_is_given_back_as_jobs_go() {
-        let now = 1 << 60;
-        let mut e = Engine::new(65535, ServerInfo::default(), now);
+        let now = NOW;
+        let mut e = engine();
         let mut out = Out::default();
-        e.connect(0);
-        let ids: Vec<u64> = (0..20_000)
-            .map(|_| {
-                let id = e.begin_put(0);
-                e.finish_put(0, id, 0, 0, 10, b"job\r\n"[..].into(), now, now, &mut out);
-                id
-            })
-            .collect();
+        let ids: Vec<u64> = (0..20_000).map(|_| put(&mut e, &mut out)).collect();
         let full = e.jobs.capacity();
         assert!(!e.shrink_if_emptied(), "nothing to give back yet");
         for id in ids.iter().rev() {
@@ -1297,15 +1306,9 @@ mod tests {
     #[test]
     fn the_last_jobs_room_goes_with_them() {
         // The event loop asks after every turn; here, after every delete.
-        let now = 1 << 60;
-        let mut e = Engine::new(65535, ServerInfo::default(), now);
+        let now = NOW;
+        let mut e = engine();
         let mut out = Out::default();
-        e.connect(0);
-        let put = |e: &mut Engine, out: &mut Out| {
-            let id = e.begin_put(0);
-            e.finish_put(0, id, 0, 0, 10, b"job\r\n"[..].into(), now, now, out);
-            id
-        };
         let ids: Vec<u64> = (0..20_000).map(|_| put(&mut e, &mut out)).collect();
         let mut shrinks = 0;
         for id in ids {
