@@ -21,6 +21,33 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// Whether process `pid` holds the socket listening on 127.0.0.1:`port`
+/// (read from /proc, so the server sees no extra command).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    // Columns: sl local_address rem_address st ... inode (the tenth).
+    let sockets: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (_, p) = f.get(1)?.split_once(':')?;
+            let listening = u16::from_str_radix(p, 16).ok()? == port && *f.get(3)? == "0A";
+            let inode = f.get(9)?;
+            listening.then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| sockets.iter().any(|s| target.as_os_str() == s.as_str()))
+    })
+}
+
 pub fn sprout_bin() -> &'static str {
     env!("CARGO_BIN_EXE_sprout")
 }
@@ -56,7 +83,9 @@ impl Server {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // lost a port race: try another port
                 }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Another test's server may have taken the port between
+                // free_port and our bind: only our own process will do.
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() && listens_on(child.id(), port) {
                     return Server { child, port };
                 }
                 std::thread::sleep(Duration::from_millis(10));
