@@ -21,6 +21,7 @@ use crate::protocol::{Command, Op};
 use crate::reply;
 use crate::timer_wheel::{TimerId, TimerWheel};
 use crate::tube::{CandidatePositions, JobPositions, NIL, ReadyKey, Registry, URGENT_PRI};
+use crate::watch_list::WatchList;
 
 /// How long before a reservation's deadline a waiting reserve answers
 /// DEADLINE_SOON instead of waiting on.
@@ -77,9 +78,7 @@ pub struct ServerInfo {
 #[derive(Debug)]
 pub(crate) struct Client {
     pub used: TubeId,
-    /// Watched tubes, each with this client's index in that tube's waiting
-    /// set (NIL when not waiting).
-    pub watch: Vec<(TubeId, u32)>,
+    pub watch: WatchList,
     /// Jobs reserved by this client, keyed (deadline, reservation
     /// sequence): soonest deadline first, and among equal deadlines the
     /// earlier reservation, as beanstalkd's reservation list gives.
@@ -287,7 +286,7 @@ impl Engine {
         debug_assert!(self.clients[i].is_none(), "client id {c} in use");
         self.clients[i] = Some(Client {
             used: d,
-            watch: vec![(d, NIL)],
+            watch: WatchList::new(d),
             reserved: Heap::default(),
             waiting: false,
             timeout_at: None,
@@ -321,7 +320,7 @@ impl Engine {
         };
         self.tubes.slab[client.used as usize].using -= 1;
         self.release_tube(client.used);
-        for (t, _) in client.watch {
+        for t in client.watch.tubes() {
             self.tubes.slab[t as usize].watching -= 1;
             self.release_tube(t);
         }
@@ -628,8 +627,7 @@ impl Engine {
             }
             Command::Watch(name) => {
                 let t = self.tubes.find_or_make(name);
-                if !self.client(c).watch.iter().any(|w| w.0 == t) {
-                    self.client_mut(c).watch.push((t, NIL));
+                if self.client_mut(c).watch.watch(t) {
                     self.tubes.slab[t as usize].watching += 1;
                 }
                 let n = self.client(c).watch.len();
@@ -639,15 +637,15 @@ impl Engine {
                 let found = self
                     .tubes
                     .find(name)
-                    .and_then(|t| self.client(c).watch.iter().position(|w| w.0 == t));
-                if let Some(i) = found {
+                    .filter(|&t| self.client(c).watch.contains(t));
+                if let Some(t) = found {
                     if self.client(c).watch.len() == 1 {
                         sink.out(c).extend_from_slice(b"NOT_IGNORED\r\n");
                         return Outcome::Done;
                     }
                     // A command is never run while its client waits, so the
-                    // entry has no waiting-set position to maintain.
-                    let (t, _) = self.client_mut(c).watch.swap_remove(i);
+                    // entries have no waiting-set positions to maintain.
+                    self.client_mut(c).watch.ignore(t);
                     self.tubes.slab[t as usize].watching -= 1;
                     self.release_tube(t);
                 }
@@ -667,8 +665,8 @@ impl Engine {
             }
             Command::ListTubesWatched => {
                 let mut yaml = b"---\n".to_vec();
-                for (t, _) in &self.client(c).watch {
-                    let _ = writeln!(yaml, "- {}", self.tubes.slab[*t as usize].name);
+                for t in self.client(c).watch.tubes() {
+                    let _ = writeln!(yaml, "- {}", self.tubes.slab[t as usize].name);
                 }
                 reply_ok(sink.out(c), &yaml);
             }
@@ -867,30 +865,46 @@ impl Engine {
     /// The most urgent ready job in the unpaused tubes `c` watches: the one
     /// dispatch would give it.
     fn best_ready(&self, c: ClientId) -> Option<(TubeId, JobKey)> {
-        self.client(c)
-            .watch
-            .iter()
-            .filter(|&&(t, _)| !self.tubes.slab[t as usize].paused())
-            .filter_map(|&(t, _)| Some((self.tubes.slab[t as usize].ready.peek()?, t)))
-            .min_by_key(|&((k, _), _)| k)
-            .map(|((_, key), t)| (t, key))
+        let best = |t: TubeId| {
+            let tube = &self.tubes.slab[t as usize];
+            Some((tube.ready.peek().filter(|_| !tube.paused())?, t))
+        };
+        let watch = &self.client(c).watch;
+        let with_ready = self.tubes.with_ready();
+        // Walk the shorter list: a connection may watch thousands of tubes
+        // of which few hold ready jobs. Keys are unique, so either walk
+        // finds the same job.
+        let found = if watch.len() <= with_ready.len() {
+            watch.tubes().filter_map(best).min_by_key(|&((k, _), _)| k)
+        } else {
+            (with_ready.iter().copied())
+                .filter(|&t| watch.contains(t))
+                .filter_map(best)
+                .min_by_key(|&((k, _), _)| k)
+        };
+        found.map(|((_, key), t)| (t, key))
     }
 
     /// Whether any watched tube has a ready job, paused or not.
     fn any_ready(&self, c: ClientId) -> bool {
-        self.client(c)
-            .watch
-            .iter()
-            .any(|(t, _)| !self.tubes.slab[*t as usize].ready.is_empty())
+        let watch = &self.client(c).watch;
+        let with_ready = self.tubes.with_ready();
+        if watch.len() <= with_ready.len() {
+            watch
+                .tubes()
+                .any(|t| !self.tubes.slab[t as usize].ready.is_empty())
+        } else {
+            with_ready.iter().any(|&t| watch.contains(t))
+        }
     }
 
     fn start_waiting(&mut self, c: ClientId) {
         for w in 0..self.client(c).watch.len() {
-            let t = self.client(c).watch[w].0;
+            let t = self.client(c).watch.entry(w).0;
             let waiting = &mut self.tubes.slab[t as usize].waiting;
             waiting.push((c, w as u32));
             let pos = waiting.len() as u32 - 1;
-            self.client_mut(c).watch[w].1 = pos;
+            self.client_mut(c).watch.set_waiting_index(w, pos);
             self.refresh_candidate(t);
         }
         self.client_mut(c).waiting = true;
@@ -899,7 +913,7 @@ impl Engine {
 
     fn stop_waiting(&mut self, c: ClientId) {
         for w in 0..self.client(c).watch.len() {
-            let (t, pos) = self.client(c).watch[w];
+            let (t, pos) = self.client(c).watch.entry(w);
             if pos != NIL {
                 self.remove_waiter(t, pos as usize);
                 self.refresh_candidate(t);
@@ -920,9 +934,9 @@ impl Engine {
         let waiting = &mut self.tubes.slab[t as usize].waiting;
         let (c, w) = waiting.swap_remove(pos);
         let moved = waiting.get(pos).copied();
-        self.client_mut(c).watch[w as usize].1 = NIL;
+        self.client_mut(c).watch.set_waiting_index(w as usize, NIL);
         if let Some((c2, w2)) = moved {
-            self.client_mut(c2).watch[w2 as usize].1 = pos as u32;
+            (self.client_mut(c2).watch).set_waiting_index(w2 as usize, pos as u32);
         }
         c
     }
@@ -1014,6 +1028,7 @@ impl Engine {
             }
         }
         if state == State::Ready {
+            self.tubes.ready_changed(t);
             self.refresh_candidate(t);
         }
     }
@@ -1030,6 +1045,7 @@ impl Engine {
             tube.urgent += 1;
             self.totals.urgent += 1;
         }
+        self.tubes.ready_changed(t);
         self.refresh_candidate(t);
     }
 
@@ -1325,5 +1341,45 @@ mod tests {
             e.execute(0, &Command::Delete(id), now, &mut out);
             assert!(!e.shrink_if_emptied());
         }
+    }
+
+    #[test]
+    fn a_long_watch_list_gets_the_best_job_it_watches() {
+        let mut e = engine();
+        e.connect(1);
+        let mut out = Out::default();
+        let names: Vec<String> = (0..20).map(|i| format!("t{i}")).collect();
+        for name in &names {
+            e.execute(0, &Command::Watch(name), NOW, &mut out);
+        }
+        // Client 1 fills four tubes, fewer than client 0 watches, so the
+        // reserve walks the tubes with ready jobs.
+        let mut put_in = |e: &mut Engine, tube: &str, pri: u32| {
+            e.execute(1, &Command::Use(tube), NOW, &mut out);
+            let id = e.begin_put(1);
+            e.finish_put(1, id, pri, 0, 10, b"job\r\n"[..].into(), NOW, NOW, &mut out);
+            id
+        };
+        put_in(&mut e, "unwatched", 0);
+        put_in(&mut e, "t7", 5);
+        let best = put_in(&mut e, "t5", 10);
+        let next = put_in(&mut e, "t3", 20);
+        e.execute(
+            0,
+            &Command::PauseTube {
+                name: "t7",
+                delay: 60,
+            },
+            NOW,
+            &mut out,
+        );
+        assert_eq!(e.tubes.with_ready().len(), 4);
+        for want in [best, next] {
+            let mut out = Out::default();
+            e.execute(0, &Command::Reserve, NOW, &mut out);
+            let reply = format!("RESERVED {want} 3\r\njob\r\n");
+            assert_eq!(String::from_utf8_lossy(&out.0), reply);
+        }
+        assert_eq!(e.tubes.with_ready().len(), 2);
     }
 }

@@ -9,7 +9,8 @@
 //! - [`stats`]: the YAML documents of the stats commands.
 //! - [`journal`]: what the engine asks of persistence; [`binlog`]: the
 //!   beanstalkd-format write-ahead log that provides it.
-//! - [`tube`], [`job`], [`heap`], [`timer_wheel`]: the data structures.
+//! - [`tube`], [`watch_list`], [`job`], [`heap`], [`timer_wheel`]: the data
+//!   structures.
 //! - [`cli`], [`listen`], [`clock`]: the command line, the listening
 //!   socket, and the time every command is given.
 
@@ -29,3 +30,4 @@ pub mod reply;
 pub mod stats;
 pub mod timer_wheel;
 pub mod tube;
+pub mod watch_list;

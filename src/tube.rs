@@ -49,6 +49,8 @@ pub struct Tube {
     /// Position in the engine's dispatch-candidate heap, or NIL.
     pub candidate: u32,
     list_pos: u32,
+    /// Position in the registry's list of tubes with ready jobs, or NIL.
+    ready_pos: u32,
 }
 
 impl Tube {
@@ -72,6 +74,7 @@ impl Tube {
             pause_timer: None,
             candidate: NIL,
             list_pos,
+            ready_pos: NIL,
         }
     }
 
@@ -95,6 +98,8 @@ pub struct Registry {
     pub slab: Slab<Tube>,
     by_name: HashMap<Box<str>, TubeId>,
     order: Vec<TubeId>,
+    /// The tubes whose ready heap is not empty, in no particular order.
+    with_ready: Vec<TubeId>,
 }
 
 /// The tube that always exists.
@@ -133,6 +138,7 @@ impl Registry {
             return None;
         }
         let tube = self.slab.remove(t as usize);
+        debug_assert_eq!(tube.ready_pos, NIL, "a tube with no jobs has none ready");
         self.by_name.remove(&tube.name);
         let pos = tube.list_pos as usize;
         self.order.swap_remove(pos);
@@ -140,6 +146,31 @@ impl Registry {
             self.slab[moved as usize].list_pos = pos as u32;
         }
         Some(tube)
+    }
+
+    /// Brings the list of tubes with ready jobs up to date after tube
+    /// `t`'s ready heap changed.
+    pub fn ready_changed(&mut self, t: TubeId) {
+        let tube = &mut self.slab[t as usize];
+        match (tube.ready.is_empty(), tube.ready_pos) {
+            (false, NIL) => {
+                tube.ready_pos = self.with_ready.len() as u32;
+                self.with_ready.push(t);
+            }
+            (true, pos) if pos != NIL => {
+                tube.ready_pos = NIL;
+                self.with_ready.swap_remove(pos as usize);
+                if let Some(&moved) = self.with_ready.get(pos as usize) {
+                    self.slab[moved as usize].ready_pos = pos;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The tubes that hold ready jobs (paused ones too).
+    pub fn with_ready(&self) -> &[TubeId] {
+        &self.with_ready
     }
 
     /// Tubes in `list-tubes` order.
@@ -208,5 +239,40 @@ mod tests {
         r.slab[t as usize].reserved = 0;
         assert!(r.release_if_unused(t).is_some());
         assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn the_ready_list_follows_each_tubes_ready_heap() {
+        struct Untracked;
+        impl Positions for Untracked {
+            fn set_position(&mut self, _: u32, _: u32) {}
+        }
+        let mut r = Registry::new();
+        let a = r.find_or_make("a");
+        let b = r.find_or_make("b");
+        let push = |r: &mut Registry, t: TubeId, id: u64| {
+            r.slab[t as usize]
+                .ready
+                .push((0, id.into()), 0, &mut Untracked);
+            r.ready_changed(t);
+        };
+        let pop = |r: &mut Registry, t: TubeId| {
+            r.slab[t as usize].ready.pop(&mut Untracked);
+            r.ready_changed(t);
+        };
+        push(&mut r, a, 1);
+        push(&mut r, b, 2);
+        push(&mut r, a, 3);
+        assert_eq!(r.with_ready(), [a, b]);
+        pop(&mut r, a);
+        assert_eq!(r.with_ready(), [a, b]);
+        // Emptying `a` moves `b` into its place, and `b` still knows where.
+        pop(&mut r, a);
+        assert_eq!(r.with_ready(), [b]);
+        pop(&mut r, b);
+        assert!(r.with_ready().is_empty());
+        assert_eq!(r.slab[b as usize].ready_pos, NIL);
+        push(&mut r, b, 4);
+        assert_eq!(r.with_ready(), [b]);
     }
 }
