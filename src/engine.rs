@@ -212,11 +212,20 @@ impl Engine {
         let mut unranked = Vec::new();
         self.jobs.reserve(jobs.len());
         self.ids.reserve(jobs.len());
+        // Restored jobs share one name per tube: look each name up once.
+        let mut last: Option<(std::rc::Rc<str>, TubeId)> = None;
         for r in jobs {
             if self.ids.contains(r.id) {
                 continue;
             }
-            let tube = self.tubes.find_or_make(&r.tube);
+            let tube = match &last {
+                Some((name, t)) if std::rc::Rc::ptr_eq(name, &r.tube) => *t,
+                _ => {
+                    let t = self.tubes.find_or_make(&r.tube);
+                    last = Some((r.tube.clone(), t));
+                    t
+                }
+            };
             let key = self.jobs.insert(Job {
                 pri: r.pri,
                 delay: r.delay,

@@ -28,6 +28,7 @@ pub mod sync;
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -143,15 +144,24 @@ impl Binlog {
         let io = |e| OpenError::Io(dir.to_path_buf(), e);
         let lock = files::lock(dir)?;
         let found = files::list(dir).map_err(io)?;
-        let mut contents = Vec::with_capacity(found.len());
+        // One file at a time through one buffer: the files can be far
+        // larger than the jobs they leave alive.
+        let mut replay = replay::Replay::new();
+        let mut sizes = Vec::with_capacity(found.len());
+        let mut buf = Vec::new();
         for &no in &found {
             let path = files::path_of(dir, no);
-            match std::fs::read(&path) {
-                Ok(bytes) => contents.push((no, bytes)),
+            buf.clear();
+            match File::open(&path).and_then(|mut f| f.read_to_end(&mut buf)) {
+                Ok(size) => {
+                    replay.file(no, &buf);
+                    sizes.push((no, size as u64));
+                }
                 Err(e) => warn!("cannot read {}: {e}; skipping it", path.display()),
             }
         }
-        let replayed = replay::replay(contents.iter().map(|(n, b)| (*n, &b[..])), wall_now(), now);
+        drop(buf);
+        let replayed = replay.finish(wall_now(), now);
         for p in &replayed.problems {
             match p {
                 replay::Problem::Empty(n) => {
@@ -180,12 +190,12 @@ impl Binlog {
             synced: 0,
             last_sync: Instant::now(),
         };
-        for (no, bytes) in &contents {
-            if replayed.read.contains(no) {
+        for (no, size) in sizes {
+            if replayed.read.contains(&no) {
                 b.files.insert(
-                    *no,
+                    no,
                     FileInfo {
-                        size: bytes.len() as u64,
+                        size,
                         ..FileInfo::default()
                     },
                 );

@@ -143,7 +143,8 @@ pub fn full_size(tube_len: usize, body_len: usize) -> usize {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record<'a> {
     pub rec: JobRec,
-    pub tube: Option<&'a str>,
+    /// A valid tube name, so ASCII.
+    pub tube: Option<&'a [u8]>,
     pub body: Option<&'a [u8]>,
 }
 
@@ -262,7 +263,6 @@ impl<'a> Reader<'a> {
             if !valid_tube_name(name) {
                 return Err(Damage::BadName);
             }
-            let tube = std::str::from_utf8(name).map_err(|_| Damage::BadName)?;
             if rec.body_size < 2 {
                 return Err(Damage::BadBody);
             }
@@ -272,7 +272,7 @@ impl<'a> Reader<'a> {
                 return Err(Damage::BadBody);
             }
             at += size;
-            (Some(tube), Some(body))
+            (Some(name), Some(body))
         } else {
             (None, None)
         };
@@ -350,7 +350,7 @@ mod tests {
             vec![
                 Ok(Record {
                     rec: full,
-                    tube: Some("emails"),
+                    tube: Some(&b"emails"[..]),
                     body: Some(b"abc\r\n"),
                 }),
                 Ok(Record {
@@ -376,7 +376,7 @@ mod tests {
         let got: Vec<_> = Reader::new(&f).unwrap().collect();
         let Ok(first) = &got[0] else { panic!() };
         assert_eq!(first.rec.delay, 2_000_000_000);
-        assert_eq!(first.tube, Some("tube"));
+        assert_eq!(first.tube, Some(&b"tube"[..]));
         assert_eq!(got.len(), 1);
     }
 

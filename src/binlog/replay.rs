@@ -56,7 +56,7 @@ impl std::fmt::Display for Problem {
 }
 
 /// The outcome of reading every file.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Replayed {
     /// Live jobs, in order of first appearance.
     pub jobs: Vec<Restored>,
@@ -107,43 +107,49 @@ struct Partial {
     bury: BuryOrder,
 }
 
-/// Replays `files` (number, contents), which must be in ascending order.
-/// `wall_now` is nanoseconds since the epoch; `now` is the engine's clock.
-pub fn replay<'a>(
-    files: impl IntoIterator<Item = (FileNo, &'a [u8])>,
-    wall_now: i64,
-    now: Nanos,
-) -> Replayed {
-    let mut out = Replayed {
-        next_id: 1,
-        ..Replayed::default()
-    };
-    // Jobs in order of first appearance (None once deleted), and where each
-    // live id is in it: no sort at the end, and the map moves only indices.
-    let mut order: Vec<Option<Partial>> = Vec::new();
-    let mut live: IdMap<usize> = IdMap::default();
-    // One shared name per tube, not one string per job.
-    let mut names: HashMap<&'a str, Rc<str>> = HashMap::new();
-    let mut intern = |t: &'a str| names.entry(t).or_insert_with(|| Rc::from(t)).clone();
-    let mut seq = 0u64;
-    for (no, bytes) in files {
+/// Recovery in progress: files are fed one at a time, oldest first, so the
+/// caller can read each into the same buffer.
+#[derive(Default)]
+pub struct Replay {
+    out: Replayed,
+    /// Jobs in order of first appearance (None once deleted), and where
+    /// each live id is in it: no sort at the end, and the map moves only
+    /// indices.
+    order: Vec<Option<Partial>>,
+    live: IdMap<usize>,
+    /// One shared name per tube, not one string per job; the last name
+    /// looked up is kept aside, since records of one tube tend to come
+    /// together.
+    names: HashMap<Box<[u8]>, Rc<str>>,
+    last_name: Option<Rc<str>>,
+    /// Records read so far: the position of a record among all of them.
+    seq: u64,
+}
+
+impl Replay {
+    pub fn new() -> Self {
+        Replay::default()
+    }
+
+    /// Reads file `no`, whose number must be above every file read before.
+    pub fn file(&mut self, no: FileNo, bytes: &[u8]) {
         let reader = match Reader::new(bytes) {
             Ok(r) => r,
             Err(HeaderError::Empty) => {
-                out.problems.push(Problem::Empty(no));
-                continue;
+                self.out.problems.push(Problem::Empty(no));
+                return;
             }
             Err(HeaderError::Version(v)) => {
-                out.problems.push(Problem::UnknownVersion(no, v));
-                continue;
+                self.out.problems.push(Problem::UnknownVersion(no, v));
+                return;
             }
         };
-        out.read.push(no);
+        self.out.read.push(no);
         for item in reader {
             let r = match item {
                 Ok(r) => r,
                 Err((offset, what)) => {
-                    out.problems.push(Problem::Damaged {
+                    self.out.problems.push(Problem::Damaged {
                         file: no,
                         offset,
                         skipped: bytes.len() - offset,
@@ -152,61 +158,112 @@ pub fn replay<'a>(
                     break;
                 }
             };
-            seq += 1;
+            self.seq += 1;
             let id = r.rec.id;
-            out.next_id = out.next_id.max(id.saturating_add(1));
+            self.out.next_id = self.out.next_id.max(id.saturating_add(1));
             if r.rec.state == DiskState::Deleted {
-                if let Some(i) = live.remove(&id) {
-                    order[i] = None;
+                if let Some(i) = self.live.remove(&id) {
+                    self.order[i] = None;
                 }
                 continue;
             }
-            let at = match (live.get(&id).copied(), r.tube, r.body) {
-                (Some(i), tube, body) => {
-                    if let (Some(p), Some(tube), Some(body)) = (&mut order[i], tube, body) {
-                        p.tube = intern(tube);
+            let at = match (self.live.get(&id).copied(), r.tube, r.body) {
+                (Some(i), Some(tube), Some(body)) => {
+                    let tube = self.intern(tube);
+                    if let Some(p) = &mut self.order[i] {
+                        p.tube = tube;
                         p.body = body.into();
                         p.home = no;
                     }
                     i
                 }
+                (Some(i), _, _) => i,
                 (None, Some(tube), Some(body)) => {
-                    order.push(Some(Partial {
+                    let tube = self.intern(tube);
+                    self.order.push(Some(Partial {
                         rec: r.rec,
-                        tube: intern(tube),
+                        tube,
                         body: body.into(),
                         home: no,
                         bury: BuryOrder::At(0),
                     }));
-                    live.insert(id, order.len() - 1);
-                    order.len() - 1
+                    self.live.insert(id, self.order.len() - 1);
+                    self.order.len() - 1
                 }
                 // A short record of a job whose full record is gone.
                 _ => continue,
             };
-            let Some(p) = &mut order[at] else { continue };
+            let Some(p) = &mut self.order[at] else {
+                continue;
+            };
             p.rec = r.rec;
             if r.rec.state == DiskState::Buried {
-                p.bury = BuryOrder::of(&r.rec, seq);
+                p.bury = BuryOrder::of(&r.rec, self.seq);
             }
         }
     }
-    let jobs: Vec<Partial> = order.into_iter().flatten().collect();
-    // Unranked buries come after every ranked one.
-    let top = jobs
-        .iter()
-        .filter(|p| p.rec.state == DiskState::Buried)
-        .filter_map(|p| match p.bury {
-            BuryOrder::Ranked(r) => Some(r),
-            BuryOrder::At(_) => None,
-        })
-        .max()
-        .unwrap_or(0);
-    out.jobs = jobs
-        .into_iter()
-        .map(|p| restored(p, top, wall_now, now))
-        .collect();
-    out
+
+    fn intern(&mut self, name: &[u8]) -> Rc<str> {
+        if let Some(last) = self.last_name.as_ref().filter(|l| l.as_bytes() == name) {
+            return last.clone();
+        }
+        let rc = match self.names.get(name) {
+            Some(rc) => rc.clone(),
+            None => {
+                // The reader admits only tube-name characters, all ASCII,
+                // so nothing is replaced here.
+                let rc: Rc<str> = String::from_utf8_lossy(name).into();
+                self.names.insert(name.into(), rc.clone());
+                rc
+            }
+        };
+        self.last_name = Some(rc.clone());
+        rc
+    }
+
+    /// The live jobs. `wall_now` is nanoseconds since the epoch; `now` is
+    /// the engine's clock.
+    pub fn finish(self, wall_now: i64, now: Nanos) -> Replayed {
+        let mut out = self.out;
+        // Unranked buries come after every ranked one.
+        let top = (self.order.iter().flatten())
+            .filter(|p| p.rec.state == DiskState::Buried)
+            .filter_map(|p| match p.bury {
+                BuryOrder::Ranked(r) => Some(r),
+                BuryOrder::At(_) => None,
+            })
+            .max()
+            .unwrap_or(0);
+        out.jobs = (self.order.into_iter())
+            .filter_map(|p| Some(restored(p?, top, wall_now, now)))
+            .collect();
+        out
+    }
+}
+
+impl Default for Replayed {
+    fn default() -> Self {
+        Replayed {
+            jobs: Vec::new(),
+            next_id: 1,
+            read: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+}
+
+/// Replays `files` (number, contents), which must be in ascending order.
+/// `wall_now` is nanoseconds since the epoch; `now` is the engine's clock.
+pub fn replay<'a>(
+    files: impl IntoIterator<Item = (FileNo, &'a [u8])>,
+    wall_now: i64,
+    now: Nanos,
+) -> Replayed {
+    let mut r = Replay::new();
+    for (no, bytes) in files {
+        r.file(no, bytes);
+    }
+    r.finish(wall_now, now)
 }
 
 fn restored(p: Partial, top_rank: u64, wall_now: i64, now: Nanos) -> Restored {
@@ -335,6 +392,21 @@ mod tests {
         assert_eq!(r.jobs[0].created_at, NOW - 7 * NANOS_PER_SEC);
         assert_eq!(r.jobs[0].ttr, 5);
         assert_eq!(&*r.jobs[1].tube, "b");
+    }
+
+    #[test]
+    fn jobs_of_one_tube_share_its_name() {
+        let tubes = ["a", "b", "a", "a", "c", "b"];
+        let records: Vec<_> = (tubes.iter().enumerate())
+            .map(|(i, &t)| (Some(t), rec(i as u64 + 1, DiskState::Ready)))
+            .collect();
+        let f = file(&records);
+        let r = replay([(1, &f[..])], WALL, NOW);
+        let names: Vec<&str> = r.jobs.iter().map(|j| &*j.tube).collect();
+        assert_eq!(names, tubes);
+        assert!(Rc::ptr_eq(&r.jobs[0].tube, &r.jobs[2].tube));
+        assert!(Rc::ptr_eq(&r.jobs[1].tube, &r.jobs[5].tube));
+        assert!(!Rc::ptr_eq(&r.jobs[0].tube, &r.jobs[1].tube));
     }
 
     #[test]
