@@ -1061,7 +1061,6 @@ impl Engine {
     fn make_delayed(&mut self, key: JobKey, until: Nanos) {
         let job = &mut self.jobs[key as usize];
         job.state = State::Delayed;
-        job.deadline = until;
         let (t, id) = (job.tube, job.id);
         let timer = self.schedule(until, Timer::Delay(key));
         self.jobs[key as usize].timer = Some(timer);
@@ -1105,8 +1104,7 @@ impl Engine {
         let job = &mut self.jobs[key as usize];
         job.state = State::Reserved;
         job.reserver = c;
-        job.deadline = now + secs(job.ttr);
-        let (t, sort) = (job.tube, (job.deadline, seq));
+        let (t, sort) = (job.tube, (now + secs(job.ttr), seq));
         let timer = self.schedule(sort.0, Timer::Ttr(key));
         self.jobs[key as usize].timer = Some(timer);
         self.tubes.slab[t as usize].reserved += 1;
@@ -1133,6 +1131,22 @@ impl Engine {
 
     // ---- the journal ----
 
+    /// When a delayed job becomes ready or a reserved job's TTR runs out;
+    /// 0 in other states. The heap that holds the job keeps it in its key.
+    pub(crate) fn deadline(&self, key: JobKey) -> Nanos {
+        let job = &self.jobs[key as usize];
+        let at = match job.state {
+            State::Delayed => (self.tubes.slab[job.tube as usize].delayed)
+                .key_at(job.pos)
+                .map(|(until, _)| until.get()),
+            State::Reserved => (self.clients.get(job.reserver as usize))
+                .and_then(|c| c.as_ref()?.reserved.key_at(job.pos))
+                .map(|(deadline, _)| deadline),
+            State::Ready | State::Buried => None,
+        };
+        at.unwrap_or(0)
+    }
+
     /// The job as it stands, for the journal.
     fn image(&self, key: JobKey) -> Image {
         let job = &self.jobs[key as usize];
@@ -1143,7 +1157,7 @@ impl Engine {
             delay: job.delay,
             ttr: job.ttr,
             created_at: job.created_at,
-            deadline: job.deadline,
+            deadline: self.deadline(key),
             rank: match job.state {
                 State::Buried => self.tubes.slab[job.tube as usize]
                     .buried

@@ -104,8 +104,6 @@ pub struct Job {
     /// Seconds, at least 1.
     pub ttr: u32,
     pub created_at: Nanos,
-    /// When a delayed job becomes ready, or a reserved job's TTR runs out.
-    pub deadline: Nanos,
     pub state: State,
     pub tube: TubeId,
     /// Position in whichever heap holds the job now (ready, delayed,
@@ -137,7 +135,6 @@ impl Job {
             delay: 0,
             ttr: 1,
             created_at,
-            deadline: 0,
             state: State::Ready,
             tube,
             pos: 0,
@@ -241,7 +238,7 @@ mod tests {
         // Every job in a queue costs this much besides its body; see
         // doc/performance.md before letting it grow.
         assert!(
-            std::mem::size_of::<Job>() <= 88,
+            std::mem::size_of::<Job>() <= 80,
             "{}",
             std::mem::size_of::<Job>()
         );

@@ -29,7 +29,7 @@ impl Engine {
     pub(crate) fn job_yaml(&self, key: JobKey, now: Nanos) -> Vec<u8> {
         let job = &self.jobs[key as usize];
         let time_left = match job.state {
-            State::Reserved | State::Delayed => secs_between(now, job.deadline),
+            State::Reserved | State::Delayed => secs_between(now, self.deadline(key)),
             _ => 0,
         };
         let c = job.counts();
