@@ -5,6 +5,7 @@
 //! commands through the engine, and says whether it needs more input. The
 //! event loop does the reading and writing around it.
 
+use std::borrow::Cow;
 use std::io::{self, Read, Write};
 
 use log::trace;
@@ -28,7 +29,9 @@ enum Want {
     /// A command line.
     #[default]
     Line,
-    /// The body of a put, `need` bytes more (CRLF included).
+    /// The body of a put, `need` bytes more (CRLF included). `body` holds
+    /// what came in earlier reads; a body that arrives in one read goes
+    /// from the read buffer to the job's store without it.
     Body {
         id: u64,
         pri: u32,
@@ -225,7 +228,11 @@ fn step(
         }
         Want::Body { body, need, .. } => {
             let n = (*need).min(avail.len());
-            body.extend_from_slice(&avail[..n]);
+            let in_place = body.is_empty() && n == *need;
+            if !in_place {
+                body.reserve_exact(*need);
+                body.extend_from_slice(&avail[..n]);
+            }
             *need -= n;
             *at += n;
             if *need > 0 {
@@ -243,6 +250,11 @@ fn step(
             else {
                 unreachable!()
             };
+            let body = if in_place {
+                Cow::Borrowed(&avail[..n])
+            } else {
+                Cow::Owned(body)
+            };
             if !body.ends_with(b"\r\n") {
                 // beanstalkd parses whatever follows the declared length
                 // as commands; we skip to the end of that line instead.
@@ -253,17 +265,7 @@ fn step(
                 };
                 return None;
             }
-            engine.finish_put(
-                c,
-                id,
-                pri,
-                delay,
-                ttr,
-                body.into_boxed_slice(),
-                created_at,
-                now,
-                sink,
-            );
+            engine.finish_put(c, id, pri, delay, ttr, body, created_at, now, sink);
             None
         }
     }
@@ -300,7 +302,7 @@ fn command(
                 delay,
                 ttr,
                 created_at: now,
-                body: Vec::with_capacity(need),
+                body: Vec::new(),
                 need,
             };
             None

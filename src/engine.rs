@@ -9,10 +9,12 @@
 //! waiting connection (and is not paused) sits in the `candidates` heap,
 //! keyed by its best ready job, so matching a job to a waiter is O(log n).
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use slab::Slab;
 
+use crate::body_store::BodyStore;
 use crate::heap::{Heap, Split64};
 use crate::id_index::IdIndex;
 use crate::job::{ClientId, Counts, Event, Job, JobKey, NANOS_PER_SEC, Nanos, State, TubeId};
@@ -111,6 +113,7 @@ pub(crate) struct Totals {
 
 pub struct Engine {
     pub(crate) jobs: Slab<Job>,
+    pub(crate) bodies: BodyStore,
     pub(crate) ids: IdIndex,
     pub(crate) tubes: Registry,
     pub(crate) clients: Vec<Option<Client>>,
@@ -157,6 +160,7 @@ impl Engine {
     pub fn new(max_job_size: u32, info: ServerInfo, now: Nanos) -> Self {
         Engine {
             jobs: Slab::new(),
+            bodies: BodyStore::new(),
             ids: IdIndex::default(),
             tubes: Registry::new(),
             clients: Vec::new(),
@@ -192,6 +196,7 @@ impl Engine {
         self.owe_shrink = live > 0;
         self.peak_jobs = live;
         self.jobs.shrink_to_fit();
+        self.bodies.shrink();
         self.ids.shrink();
         self.timers.shrink();
         for (_, t) in self.tubes.slab.iter_mut() {
@@ -205,9 +210,21 @@ impl Engine {
         true
     }
 
-    /// Loads jobs read back from the binlog before any client connects.
-    /// New ids start at `next_id` at least.
-    pub fn restore(&mut self, jobs: Vec<Restored>, next_id: u64, now: Nanos) -> Restoration {
+    /// Loads jobs read back from the binlog before any client connects,
+    /// with the store that holds their bodies. New ids start at `next_id`
+    /// at least.
+    pub fn restore(
+        &mut self,
+        jobs: Vec<Restored>,
+        mut bodies: BodyStore,
+        next_id: u64,
+        now: Nanos,
+    ) -> Restoration {
+        // Before any job exists, the replay's store simply becomes ours.
+        let adopt = self.jobs.is_empty();
+        if adopt {
+            std::mem::swap(&mut self.bodies, &mut bodies);
+        }
         let mut placed = Vec::with_capacity(jobs.len());
         let mut unranked = Vec::new();
         self.jobs.reserve(jobs.len());
@@ -216,8 +233,16 @@ impl Engine {
         let mut last: Option<(std::rc::Rc<str>, TubeId)> = None;
         for r in jobs {
             if self.ids.contains(r.id) {
+                if adopt {
+                    self.bodies.remove(r.body);
+                }
                 continue;
             }
+            let body = if adopt {
+                r.body
+            } else {
+                self.bodies.insert(Cow::Borrowed(bodies.get(r.body)))
+            };
             let tube = match &last {
                 Some((name, t)) if std::rc::Rc::ptr_eq(name, &r.tube) => *t,
                 _ => {
@@ -231,7 +256,7 @@ impl Engine {
                 delay: r.delay,
                 ttr: r.ttr.max(1),
                 file: r.home,
-                ..Job::new(r.id, tube, r.created_at, r.body)
+                ..Job::new(r.id, tube, r.created_at, body)
             }) as JobKey;
             self.jobs[key as usize].set_counts(r.counts);
             self.ids.insert(r.id, key);
@@ -370,7 +395,8 @@ impl Engine {
         id
     }
 
-    /// The body of a put has arrived whole (`body` ends in CRLF).
+    /// The body of a put has arrived whole (`body` ends in CRLF); an owned
+    /// large body keeps its allocation.
     #[allow(clippy::too_many_arguments)]
     pub fn finish_put(
         &mut self,
@@ -379,7 +405,7 @@ impl Engine {
         pri: u32,
         delay: u32,
         ttr: u32,
-        body: Box<[u8]>,
+        body: Cow<[u8]>,
         created_at: Nanos,
         now: Nanos,
         sink: &mut impl Sink,
@@ -426,7 +452,7 @@ impl Engine {
             delay,
             ttr,
             file,
-            ..Job::new(id, tube, created_at, body)
+            ..Job::new(id, tube, created_at, self.bodies.insert(body))
         }) as JobKey;
         self.ids.insert(id, key);
         if delay > 0 {
@@ -1213,7 +1239,7 @@ impl Engine {
             }
             let img = self.image(key);
             let name = &self.tubes.slab[job.tube as usize].name;
-            match journal.migrate(&img, name, &job.body, now) {
+            match journal.migrate(&img, name, self.bodies.get(job.body), now) {
                 Ok(home) => self.jobs[key as usize].file = home,
                 Err(_) => return, // tried again after the next write
             }
@@ -1223,6 +1249,7 @@ impl Engine {
     /// Forgets an unlinked job, and its tube if that was the last use.
     fn free(&mut self, key: JobKey) {
         let job = self.jobs.remove(key as usize);
+        self.bodies.remove(job.body);
         self.ids.remove(job.id);
         self.release_tube(job.tube);
     }
@@ -1260,7 +1287,7 @@ impl Engine {
         let job = &self.jobs[key as usize];
         let out = sink.out(c);
         reply::job_line(out, word, job.id, job.bytes() as u64);
-        out.extend_from_slice(&job.body);
+        out.extend_from_slice(self.bodies.get(job.body));
     }
 
     fn used_tube(&self, c: ClientId) -> &crate::tube::Tube {

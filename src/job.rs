@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::body_store::BodyRef;
 use crate::timer_wheel::TimerId;
 
 /// Nanoseconds on the server's monotonic clock.
@@ -120,15 +121,16 @@ pub struct Job {
     pub rare: Option<Box<RareCounts>>,
     /// The binlog file holding the job's newest full record (0: none).
     pub file: crate::journal::FileNo,
-    /// The body with its trailing CRLF, as it goes on the wire.
-    pub body: Box<[u8]>,
+    /// The body with its trailing CRLF, as it goes on the wire, in the
+    /// engine's body store.
+    pub body: BodyRef,
 }
 
 impl Job {
     /// A job with the given id, tube, creation time and body; priority 0,
     /// no delay, TTR 1, no counts, no binlog file, and not yet in any heap
     /// (the caller sets the fields it knows and then places the job).
-    pub fn new(id: u64, tube: TubeId, created_at: Nanos, body: Box<[u8]>) -> Job {
+    pub fn new(id: u64, tube: TubeId, created_at: Nanos, body: BodyRef) -> Job {
         Job {
             id,
             pri: 0,
@@ -200,7 +202,9 @@ mod tests {
 
     #[test]
     fn counts_kept_out_of_line_read_back_whole() {
-        let mut job = Job::new(1, 0, 0, b"x\r\n"[..].into());
+        let mut bodies = crate::body_store::BodyStore::new();
+        let body = bodies.insert(b"x\r\n"[..].into());
+        let mut job = Job::new(1, 0, 0, body);
         assert_eq!(job.counts(), Counts::default());
         job.count(Event::Reserve);
         job.count(Event::Reserve);
@@ -222,7 +226,7 @@ mod tests {
             kicks: 2,
         };
         assert_eq!(job.counts(), c);
-        let mut copy = Job::new(2, 0, 0, b"y\r\n"[..].into());
+        let mut copy = Job::new(2, 0, 0, body);
         copy.set_counts(c);
         assert_eq!(copy.counts(), c);
         copy.set_counts(Counts {
@@ -238,7 +242,7 @@ mod tests {
         // Every job in a queue costs this much besides its body; see
         // doc/performance.md before letting it grow.
         assert!(
-            std::mem::size_of::<Job>() <= 80,
+            std::mem::size_of::<Job>() <= 72,
             "{}",
             std::mem::size_of::<Job>()
         );

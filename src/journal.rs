@@ -6,6 +6,7 @@
 //! binlog ([`crate::binlog`]) is the real journal; without `-b` there is
 //! none, and every change is accepted.
 
+use crate::body_store::BodyRef;
 use crate::job::{Counts, JobKey, Nanos};
 
 /// A binlog file number (`binlog.N`); 0 means "no file".
@@ -84,8 +85,8 @@ pub struct Restored {
     pub created_at: Nanos,
     pub counts: Counts,
     pub state: RestoredState,
-    /// The body with its CRLF.
-    pub body: Box<[u8]>,
+    /// The body with its CRLF, in the store recovery hands over.
+    pub body: BodyRef,
     pub home: FileNo,
 }
 

@@ -9,12 +9,13 @@
 //! - [`stats`]: the YAML documents of the stats commands.
 //! - [`journal`]: what the engine asks of persistence; [`binlog`]: the
 //!   beanstalkd-format write-ahead log that provides it.
-//! - [`tube`], [`watch_list`], [`job`], [`heap`], [`timer_wheel`]: the data
-//!   structures.
+//! - [`tube`], [`watch_list`], [`job`], [`body_store`], [`heap`],
+//!   [`timer_wheel`]: the data structures.
 //! - [`cli`], [`listen`], [`clock`]: the command line, the listening
 //!   socket, and the time every command is given.
 
 pub mod binlog;
+pub mod body_store;
 pub mod cli;
 pub mod clock;
 pub mod conn;

@@ -150,7 +150,7 @@ fn open_binlog(
         .map(|j| (j.tube.len() + j.body.len()) as u64)
         .collect();
     let count = replayed.jobs.len();
-    let restored = engine.restore(replayed.jobs, replayed.next_id, now);
+    let restored = engine.restore(replayed.jobs, replayed.bodies, replayed.next_id, now);
     if let Err(e) = binlog.adopt(&restored.placed, &payloads) {
         error!(
             "{}: no room to log the deletes of the {count} recovered jobs ({e:?})",

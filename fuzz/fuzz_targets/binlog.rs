@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         1 << 60,
     );
     for j in &r.jobs {
-        assert!(j.body.ends_with(b"\r\n"));
+        assert!(r.bodies.get(j.body).ends_with(b"\r\n"));
         assert!(j.id < r.next_id);
         assert!(j.ttr >= 1);
     }

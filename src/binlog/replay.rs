@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::record::{DiskState, HeaderError, JobRec, Reader};
+use crate::body_store::{BodyRef, BodyStore};
 use crate::job::{IdMap, NANOS_PER_SEC, Nanos};
 use crate::journal::{FileNo, Restored, RestoredState};
 
@@ -60,6 +61,8 @@ impl std::fmt::Display for Problem {
 pub struct Replayed {
     /// Live jobs, in order of first appearance.
     pub jobs: Vec<Restored>,
+    /// Their bodies.
+    pub bodies: BodyStore,
     /// One above the largest id in any record.
     pub next_id: u64,
     /// Files that were read (version 5 or 7), whether or not damaged.
@@ -102,7 +105,7 @@ pub fn encode_rank(rank: u64) -> i64 {
 struct Partial {
     rec: JobRec,
     tube: Rc<str>,
-    body: Box<[u8]>,
+    body: BodyRef,
     home: FileNo,
     bury: BuryOrder,
 }
@@ -162,8 +165,8 @@ impl Replay {
             let id = r.rec.id;
             self.out.next_id = self.out.next_id.max(id.saturating_add(1));
             if r.rec.state == DiskState::Deleted {
-                if let Some(i) = self.live.remove(&id) {
-                    self.order[i] = None;
+                if let Some(p) = self.live.remove(&id).and_then(|i| self.order[i].take()) {
+                    self.out.bodies.remove(p.body);
                 }
                 continue;
             }
@@ -172,7 +175,8 @@ impl Replay {
                     let tube = self.intern(tube);
                     if let Some(p) = &mut self.order[i] {
                         p.tube = tube;
-                        p.body = body.into();
+                        self.out.bodies.remove(p.body);
+                        p.body = self.out.bodies.insert(body.into());
                         p.home = no;
                     }
                     i
@@ -183,7 +187,7 @@ impl Replay {
                     self.order.push(Some(Partial {
                         rec: r.rec,
                         tube,
-                        body: body.into(),
+                        body: self.out.bodies.insert(body.into()),
                         home: no,
                         bury: BuryOrder::At(0),
                     }));
@@ -245,6 +249,7 @@ impl Default for Replayed {
     fn default() -> Self {
         Replayed {
             jobs: Vec::new(),
+            bodies: BodyStore::new(),
             next_id: 1,
             read: Vec::new(),
             problems: Vec::new(),
