@@ -17,7 +17,9 @@ use slab::Slab;
 use crate::body_store::BodyStore;
 use crate::heap::{Heap, Split64};
 use crate::id_index::IdIndex;
-use crate::job::{ClientId, Counts, Event, Job, JobKey, NANOS_PER_SEC, Nanos, State, TubeId};
+use crate::job::{
+    ClientId, Counts, Event, Job, JobKey, NANOS_PER_SEC, Nanos, RareTable, State, TubeId,
+};
 use crate::journal::{FileNo, Image, Journal, JournalError, LoggedState, Restored, RestoredState};
 use crate::protocol::{Command, Op};
 use crate::reply;
@@ -114,6 +116,11 @@ pub(crate) struct Totals {
 pub struct Engine {
     pub(crate) jobs: Slab<Job>,
     pub(crate) bodies: BodyStore,
+    /// With a binlog, the file holding each job's newest full record, by
+    /// job key (0: none); empty without one, so that jobs do not pay for
+    /// a binlog they do not have.
+    homes: Vec<FileNo>,
+    pub(crate) rare: RareTable,
     pub(crate) ids: IdIndex,
     pub(crate) tubes: Registry,
     pub(crate) clients: Vec<Option<Client>>,
@@ -161,6 +168,8 @@ impl Engine {
         Engine {
             jobs: Slab::new(),
             bodies: BodyStore::new(),
+            homes: Vec::new(),
+            rare: RareTable::new(),
             ids: IdIndex::default(),
             tubes: Registry::new(),
             clients: Vec::new(),
@@ -196,6 +205,10 @@ impl Engine {
         self.owe_shrink = live > 0;
         self.peak_jobs = live;
         self.jobs.shrink_to_fit();
+        // Live keys are below the slab's capacity.
+        self.homes.truncate(self.jobs.capacity());
+        self.homes.shrink_to_fit();
+        self.rare.shrink_to_fit();
         self.bodies.shrink();
         self.ids.shrink();
         self.timers.shrink();
@@ -255,10 +268,10 @@ impl Engine {
                 pri: r.pri,
                 delay: r.delay,
                 ttr: r.ttr.max(1),
-                file: r.home,
                 ..Job::new(r.id, tube, r.created_at, body)
             }) as JobKey;
-            self.jobs[key as usize].set_counts(r.counts);
+            self.set_home(key, r.home);
+            self.jobs[key as usize].set_counts(r.counts, &mut self.rare);
             self.ids.insert(r.id, key);
             match r.state {
                 RestoredState::Ready => self.make_ready(key),
@@ -451,9 +464,9 @@ impl Engine {
             pri,
             delay,
             ttr,
-            file,
             ..Job::new(id, tube, created_at, self.bodies.insert(body))
         }) as JobKey;
+        self.set_home(key, file);
         self.ids.insert(id, key);
         if delay > 0 {
             self.make_delayed(key, now + secs(delay));
@@ -543,7 +556,7 @@ impl Engine {
                         let job = &mut self.jobs[key as usize];
                         job.pri = pri;
                         job.delay = delay;
-                        job.count(Event::Release);
+                        job.count(Event::Release, &mut self.rare);
                         if delay > 0 {
                             self.make_delayed(key, now + secs(delay));
                         } else {
@@ -572,7 +585,7 @@ impl Engine {
                         self.unlink(key);
                         let job = &mut self.jobs[key as usize];
                         job.pri = pri;
-                        job.count(Event::Bury);
+                        job.count(Event::Bury, &mut self.rare);
                         self.make_buried(key, img.rank);
                         b"BURIED\r\n"
                     }
@@ -754,7 +767,7 @@ impl Engine {
                 Timer::Ttr(key) => {
                     self.jobs[key as usize].timer = None;
                     self.unlink(key);
-                    self.jobs[key as usize].count(Event::Timeout);
+                    self.jobs[key as usize].count(Event::Timeout, &mut self.rare);
                     self.totals.job_timeouts += 1;
                     self.make_ready(key);
                     self.dispatch(now, sink);
@@ -808,7 +821,7 @@ impl Engine {
             self.tubes.slab[t as usize].cursor = 1;
             self.unlink(key);
             self.make_reserved(key, c, now);
-            self.jobs[key as usize].count(Event::Reserve);
+            self.jobs[key as usize].count(Event::Reserve, &mut self.rare);
             self.reply_job(c, key, b"RESERVED", sink);
             return Outcome::Done;
         }
@@ -875,7 +888,7 @@ impl Engine {
                 self.mark_worker(c);
                 self.unlink(key);
                 self.make_reserved(key, c, now);
-                self.jobs[key as usize].count(Event::Reserve);
+                self.jobs[key as usize].count(Event::Reserve, &mut self.rare);
                 self.reply_job(c, key, b"RESERVED", sink);
             }
             _ => sink.out(c).extend_from_slice(b"NOT_FOUND\r\n"),
@@ -990,7 +1003,7 @@ impl Engine {
             self.stop_waiting(c);
             self.unlink(key);
             self.make_reserved(key, c, now);
-            self.jobs[key as usize].count(Event::Reserve);
+            self.jobs[key as usize].count(Event::Reserve, &mut self.rare);
             self.reply_job(c, key, b"RESERVED", sink);
             sink.woken(c);
         }
@@ -1149,7 +1162,7 @@ impl Engine {
         img.state = LoggedState::Ready;
         self.log(sink, |j| j.update(&img, now))?;
         self.unlink(key);
-        self.jobs[key as usize].count(Event::Kick);
+        self.jobs[key as usize].count(Event::Kick, &mut self.rare);
         self.make_ready(key);
         self.dispatch(now, sink);
         Ok(())
@@ -1191,14 +1204,14 @@ impl Engine {
                     .map_or(0, Split64::get),
                 _ => 0,
             },
-            counts: job.counts(),
+            counts: job.counts(&self.rare),
             state: match job.state {
                 State::Ready => LoggedState::Ready,
                 State::Reserved => LoggedState::Reserved,
                 State::Delayed => LoggedState::Delayed,
                 State::Buried => LoggedState::Buried,
             },
-            home: job.file,
+            home: self.home(key),
             tube_len: self.tubes.slab[job.tube as usize].name.len() as u32,
             body_len: job.body.len() as u32,
         }
@@ -1234,21 +1247,39 @@ impl Engine {
             let Some(job) = self.jobs.get(key as usize) else {
                 continue;
             };
-            if job.file != file {
+            if self.home(key) != file {
                 continue; // a stale entry: moved, or a new job in a reused slot
             }
             let img = self.image(key);
             let name = &self.tubes.slab[job.tube as usize].name;
             match journal.migrate(&img, name, self.bodies.get(job.body), now) {
-                Ok(home) => self.jobs[key as usize].file = home,
+                Ok(home) => self.set_home(key, home),
                 Err(_) => return, // tried again after the next write
             }
         }
     }
 
+    /// The binlog file holding the job's newest full record (0: none).
+    pub(crate) fn home(&self, key: JobKey) -> FileNo {
+        self.homes.get(key as usize).copied().unwrap_or(0)
+    }
+
+    fn set_home(&mut self, key: JobKey, file: FileNo) {
+        let i = key as usize;
+        if i >= self.homes.len() {
+            if file == 0 {
+                return;
+            }
+            self.homes.resize(i + 1, 0);
+        }
+        self.homes[i] = file;
+    }
+
     /// Forgets an unlinked job, and its tube if that was the last use.
     fn free(&mut self, key: JobKey) {
-        let job = self.jobs.remove(key as usize);
+        let mut job = self.jobs.remove(key as usize);
+        job.forget_rare(&mut self.rare);
+        self.set_home(key, 0);
         self.bodies.remove(job.body);
         self.ids.remove(job.id);
         self.release_tube(job.tube);

@@ -2,6 +2,9 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::num::NonZeroU32;
+
+use slab::Slab;
 
 use crate::body_store::BodyRef;
 use crate::timer_wheel::TimerId;
@@ -87,13 +90,26 @@ pub enum Event {
 }
 
 /// The counts a job keeps out of line: most jobs never time out, nor are
-/// released, buried or kicked.
+/// released, buried or kicked. They live in the engine's [`RareTable`], and
+/// a job that has any holds its key there (plus one, so that "none" costs
+/// no extra bytes).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RareCounts {
     timeouts: u32,
     releases: u32,
     buries: u32,
     kicks: u32,
+}
+
+/// Where the jobs' rarer counts live.
+pub type RareTable = Slab<RareCounts>;
+
+fn key_of(slot: usize) -> NonZeroU32 {
+    NonZeroU32::new(slot as u32 + 1).expect("slot + 1 is not zero")
+}
+
+fn slot(key: NonZeroU32) -> usize {
+    key.get() as usize - 1
 }
 
 #[derive(Debug)]
@@ -114,13 +130,11 @@ pub struct Job {
     pub reserver: ClientId,
     /// The delay or TTR timer, when one is pending.
     pub timer: Option<TimerId>,
-    /// How often the job was reserved. The other counts live in `rare`,
-    /// allocated when the first of them happens: a job waiting in a queue
-    /// is 8 bytes smaller than with all five inline. See [`Job::counts`].
+    /// How often the job was reserved. The other counts get an entry in
+    /// the [`RareTable`] when the first of them happens: a job waiting in a
+    /// queue is 12 bytes smaller than with all five inline.
     pub reserves: u32,
-    pub rare: Option<Box<RareCounts>>,
-    /// The binlog file holding the job's newest full record (0: none).
-    pub file: crate::journal::FileNo,
+    pub rare: Option<NonZeroU32>,
     /// The body with its trailing CRLF, as it goes on the wire, in the
     /// engine's body store.
     pub body: BodyRef,
@@ -144,13 +158,12 @@ impl Job {
             timer: None,
             reserves: 0,
             rare: None,
-            file: 0,
             body,
         }
     }
 
-    pub fn counts(&self) -> Counts {
-        let rare = self.rare.as_deref().copied().unwrap_or_default();
+    pub fn counts(&self, table: &RareTable) -> Counts {
+        let rare = self.rare.map(|i| table[slot(i)]).unwrap_or_default();
         Counts {
             reserves: self.reserves,
             timeouts: rare.timeouts,
@@ -161,24 +174,28 @@ impl Job {
     }
 
     /// Sets every count (a job read back from the binlog).
-    pub fn set_counts(&mut self, c: Counts) {
+    pub fn set_counts(&mut self, c: Counts, table: &mut RareTable) {
         self.reserves = c.reserves;
-        self.rare = (c.timeouts | c.releases | c.buries | c.kicks != 0).then(|| {
-            Box::new(RareCounts {
+        self.forget_rare(table);
+        if c.timeouts | c.releases | c.buries | c.kicks != 0 {
+            self.rare = Some(key_of(table.insert(RareCounts {
                 timeouts: c.timeouts,
                 releases: c.releases,
                 buries: c.buries,
                 kicks: c.kicks,
-            })
-        });
+            })));
+        }
     }
 
     /// Counts one more `event`. Counters wrap, as beanstalkd's do.
-    pub fn count(&mut self, event: Event) {
+    pub fn count(&mut self, event: Event, table: &mut RareTable) {
         let n = match event {
             Event::Reserve => &mut self.reserves,
             rare => {
-                let r = self.rare.get_or_insert_with(Box::default);
+                let i = *self
+                    .rare
+                    .get_or_insert_with(|| key_of(table.insert(RareCounts::default())));
+                let r = &mut table[slot(i)];
                 match rare {
                     Event::Timeout => &mut r.timeouts,
                     Event::Release => &mut r.releases,
@@ -188,6 +205,13 @@ impl Job {
             }
         };
         *n = n.wrapping_add(1);
+    }
+
+    /// Gives back the job's entry in the table of rarer counts, if any.
+    pub fn forget_rare(&mut self, table: &mut RareTable) {
+        if let Some(i) = self.rare.take() {
+            table.remove(slot(i));
+        }
     }
 
     /// Body length without the CRLF.
@@ -204,10 +228,11 @@ mod tests {
     fn counts_kept_out_of_line_read_back_whole() {
         let mut bodies = crate::body_store::BodyStore::new();
         let body = bodies.insert(b"x\r\n"[..].into());
+        let mut table = RareTable::new();
         let mut job = Job::new(1, 0, 0, body);
-        assert_eq!(job.counts(), Counts::default());
-        job.count(Event::Reserve);
-        job.count(Event::Reserve);
+        assert_eq!(job.counts(&table), Counts::default());
+        job.count(Event::Reserve, &mut table);
+        job.count(Event::Reserve, &mut table);
         assert!(job.rare.is_none(), "reserves alone stay inline");
         for e in [
             Event::Timeout,
@@ -216,7 +241,7 @@ mod tests {
             Event::Kick,
             Event::Kick,
         ] {
-            job.count(e);
+            job.count(e, &mut table);
         }
         let c = Counts {
             reserves: 2,
@@ -225,16 +250,21 @@ mod tests {
             buries: 1,
             kicks: 2,
         };
-        assert_eq!(job.counts(), c);
+        assert_eq!(job.counts(&table), c);
         let mut copy = Job::new(2, 0, 0, body);
-        copy.set_counts(c);
-        assert_eq!(copy.counts(), c);
-        copy.set_counts(Counts {
-            reserves: 7,
-            ..Counts::default()
-        });
+        copy.set_counts(c, &mut table);
+        assert_eq!(copy.counts(&table), c);
+        copy.set_counts(
+            Counts {
+                reserves: 7,
+                ..Counts::default()
+            },
+            &mut table,
+        );
         assert!(copy.rare.is_none());
-        assert_eq!(copy.counts().reserves, 7);
+        assert_eq!(copy.counts(&table).reserves, 7);
+        job.forget_rare(&mut table);
+        assert!(table.is_empty(), "every entry given back");
     }
 
     #[test]
@@ -242,7 +272,7 @@ mod tests {
         // Every job in a queue costs this much besides its body; see
         // doc/performance.md before letting it grow.
         assert!(
-            std::mem::size_of::<Job>() <= 72,
+            std::mem::size_of::<Job>() <= 64,
             "{}",
             std::mem::size_of::<Job>()
         );

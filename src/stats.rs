@@ -32,7 +32,7 @@ impl Engine {
             State::Reserved | State::Delayed => secs_between(now, self.deadline(key)),
             _ => 0,
         };
-        let c = job.counts();
+        let c = job.counts(&self.rare);
         let mut y = Vec::with_capacity(256);
         let _ = write!(
             y,
@@ -46,7 +46,7 @@ impl Engine {
             job.delay,
             job.ttr,
             time_left,
-            job.file,
+            self.home(key),
             c.reserves,
             c.timeouts,
             c.releases,
