@@ -1,11 +1,12 @@
 //! Where job bodies live.
 //!
-//! In an allocation of its own, a 102-byte body (100 bytes and CRLF) costs
-//! 112 bytes of heap (malloc's header and rounding) and 16 more for the
-//! pointer and length in the job. Bodies up to [`SMALL_MAX`] bytes are
-//! packed instead into chunks of equal slots, one size class per 8 bytes,
-//! and a job keeps an 8-byte [`BodyRef`]: 104 + 8 bytes for that body.
-//! Larger bodies keep an allocation each, where the overhead is small.
+//! In an allocation of its own, a 100-byte body costs 112 bytes of heap
+//! (malloc's header and rounding) and 16 more for the pointer and length in
+//! the job. Bodies up to [`SMALL_MAX`] bytes are packed instead into chunks
+//! of equal slots, one size class per 4 bytes, and a job keeps an 8-byte
+//! [`BodyRef`]: 100 + 8 bytes for that body. Larger bodies keep an
+//! allocation each, where the overhead is small. The CRLF that ends a body
+//! on the wire is not stored.
 //!
 //! A chunk goes back to the allocator as soon as its last body is removed,
 //! so memory follows the jobs out as far as their order allows; each class
@@ -20,7 +21,7 @@ use slab::Slab;
 pub const SMALL_MAX: usize = 1024;
 /// Slot sizes are multiples of this; it also leaves room in a free slot
 /// for the link to the next free one.
-const GRAIN: usize = 8;
+const GRAIN: usize = 4;
 /// A chunk holds a power of two of slots, between half this and this.
 const CHUNK_BYTES: usize = 16 * 1024;
 const NIL: u32 = u32::MAX;
@@ -34,7 +35,7 @@ pub struct BodyRef {
 }
 
 impl BodyRef {
-    /// Length in bytes, CRLF included.
+    /// Length in bytes.
     pub fn len(self) -> usize {
         self.len as usize
     }
@@ -46,7 +47,8 @@ impl BodyRef {
 
 #[derive(Debug)]
 pub struct BodyStore {
-    /// Class `i` holds bodies of `i * GRAIN + 1` to `(i + 1) * GRAIN` bytes.
+    /// Class `i` holds bodies of up to `(i + 1) * GRAIN` bytes, and more
+    /// than `i * GRAIN` (class 0 also the empty ones).
     classes: Vec<Class>,
     large: Slab<Box<[u8]>>,
 }
@@ -299,11 +301,11 @@ mod tests {
     #[test]
     fn an_emptied_chunk_goes_back_while_others_live() {
         let mut s = BodyStore::new();
-        let per_chunk = s.classes[class_of(102)].per_chunk() as usize;
+        let per_chunk = s.classes[class_of(100)].per_chunk() as usize;
         let refs: Vec<BodyRef> = (0..per_chunk * 4)
-            .map(|i| s.insert(Cow::Owned(body(102, i as u64))))
+            .map(|i| s.insert(Cow::Owned(body(100, i as u64))))
             .collect();
-        let class = class_of(102);
+        let class = class_of(100);
         assert_eq!(s.classes[class].chunks_held(), 4);
         // Empty the second and third chunks: one is freed, one kept at
         // hand; the others' bodies are untouched.
@@ -315,15 +317,15 @@ mod tests {
         assert_eq!(s.classes[class].chunks_held(), 2);
         for (i, r) in refs.iter().enumerate() {
             if !(per_chunk..per_chunk * 3).contains(&i) {
-                assert_eq!(s.get(*r), &body(102, i as u64)[..]);
+                assert_eq!(s.get(*r), &body(100, i as u64)[..]);
             }
         }
         // New bodies fill the freed chunks' numbers before growing.
         let more: Vec<BodyRef> = (0..per_chunk * 2)
-            .map(|i| s.insert(Cow::Owned(body(100, i as u64))))
+            .map(|i| s.insert(Cow::Owned(body(97, i as u64))))
             .collect();
         assert_eq!(s.classes[class].chunks.len(), 4);
-        assert_eq!(s.get(more[0]), &body(100, 0)[..]);
+        assert_eq!(s.get(more[0]), &body(97, 0)[..]);
     }
 
     #[test]

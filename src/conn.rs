@@ -250,7 +250,7 @@ fn step(
             else {
                 unreachable!()
             };
-            let body = if in_place {
+            let mut body = if in_place {
                 Cow::Borrowed(&avail[..n])
             } else {
                 Cow::Owned(body)
@@ -264,6 +264,12 @@ fn step(
                     then: None,
                 };
                 return None;
+            }
+            // The job keeps its data; the CRLF is the protocol's.
+            let len = body.len() - 2;
+            match &mut body {
+                Cow::Borrowed(b) => *b = &b[..len],
+                Cow::Owned(v) => v.truncate(len),
             }
             engine.finish_put(c, id, pri, delay, ttr, body, created_at, now, sink);
             None

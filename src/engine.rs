@@ -408,8 +408,8 @@ impl Engine {
         id
     }
 
-    /// The body of a put has arrived whole (`body` ends in CRLF); an owned
-    /// large body keeps its allocation.
+    /// The body of a put has arrived whole; `body` is without the CRLF
+    /// that ended it. An owned large body keeps its allocation.
     #[allow(clippy::too_many_arguments)]
     pub fn finish_put(
         &mut self,
@@ -448,7 +448,7 @@ impl Engine {
                 },
                 home: 0,
                 tube_len: self.tubes.slab[tube as usize].name.len() as u32,
-                body_len: body.len() as u32,
+                body_len: body.len() as u32 + 2,
             };
             let name = &self.tubes.slab[tube as usize].name;
             match journal.put(&img, name, &body, now) {
@@ -1213,7 +1213,7 @@ impl Engine {
             },
             home: self.home(key),
             tube_len: self.tubes.slab[job.tube as usize].name.len() as u32,
-            body_len: job.body.len() as u32,
+            body_len: job.body.len() as u32 + 2,
         }
     }
 
@@ -1319,6 +1319,7 @@ impl Engine {
         let out = sink.out(c);
         reply::job_line(out, word, job.id, job.bytes() as u64);
         out.extend_from_slice(self.bodies.get(job.body));
+        out.extend_from_slice(b"\r\n");
     }
 
     fn used_tube(&self, c: ClientId) -> &crate::tube::Tube {
@@ -1375,7 +1376,7 @@ mod tests {
     /// Client 0 puts a small job; returns its id.
     fn put(e: &mut Engine, out: &mut Out) -> u64 {
         let id = e.begin_put(0);
-        e.finish_put(0, id, 0, 0, 10, b"job\r\n"[..].into(), NOW, NOW, out);
+        e.finish_put(0, id, 0, 0, 10, b"job"[..].into(), NOW, NOW, out);
         id
     }
 
@@ -1438,7 +1439,7 @@ mod tests {
         let mut put_in = |e: &mut Engine, tube: &str, pri: u32| {
             e.execute(1, &Command::Use(tube), NOW, &mut out);
             let id = e.begin_put(1);
-            e.finish_put(1, id, pri, 0, 10, b"job\r\n"[..].into(), NOW, NOW, &mut out);
+            e.finish_put(1, id, pri, 0, 10, b"job"[..].into(), NOW, NOW, &mut out);
             id
         };
         put_in(&mut e, "unwatched", 0);

@@ -135,7 +135,7 @@ pub struct Job {
     /// queue is 12 bytes smaller than with all five inline.
     pub reserves: u32,
     pub rare: Option<NonZeroU32>,
-    /// The body with its trailing CRLF, as it goes on the wire, in the
+    /// The body, without the CRLF that ends it on the wire, in the
     /// engine's body store.
     pub body: BodyRef,
 }
@@ -214,9 +214,9 @@ impl Job {
         }
     }
 
-    /// Body length without the CRLF.
+    /// Body length (the CRLF that ends it on the wire is not stored).
     pub fn bytes(&self) -> usize {
-        self.body.len() - 2
+        self.body.len()
     }
 }
 

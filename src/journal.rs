@@ -46,7 +46,7 @@ pub struct Image {
     pub home: FileNo,
     /// Length of the tube's name.
     pub tube_len: u32,
-    /// Length of the body, CRLF included. Every record carries it.
+    /// Length of the body, CRLF included, as records give it.
     pub body_len: u32,
 }
 
@@ -85,7 +85,7 @@ pub struct Restored {
     pub created_at: Nanos,
     pub counts: Counts,
     pub state: RestoredState,
-    /// The body with its CRLF, in the store recovery hands over.
+    /// The body without its CRLF, in the store recovery hands over.
     pub body: BodyRef,
     pub home: FileNo,
 }
@@ -119,12 +119,13 @@ pub struct JournalStats {
 
 pub trait Journal {
     /// Logs a new job in full, and sets aside room for its delete. Returns
-    /// the job's home file.
+    /// the job's home file. `data` is the body without its CRLF (records
+    /// add it).
     fn put(
         &mut self,
         img: &Image,
         tube: &str,
-        body: &[u8],
+        data: &[u8],
         now: Nanos,
     ) -> Result<FileNo, JournalError>;
 
@@ -144,7 +145,7 @@ pub trait Journal {
         &mut self,
         img: &Image,
         tube: &str,
-        body: &[u8],
+        data: &[u8],
         now: Nanos,
     ) -> Result<FileNo, JournalError>;
 

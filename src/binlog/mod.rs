@@ -470,7 +470,7 @@ impl Binlog {
         now: Nanos,
         owed_after: u64,
     ) -> Result<FileNo, JournalError> {
-        let n = record::full_size(tube.len(), body.len()) as u64;
+        let n = record::full_size(tube.len(), body.len() + 2) as u64;
         let owed = self.owed;
         self.owed = owed_after;
         let room = self.make_room(n);
@@ -715,16 +715,16 @@ mod tests {
         let mut b = Binlog::open(&dir, 8192, SyncPolicy::Never, NOW, || {})
             .expect("open")
             .binlog;
-        assert_eq!(b.put(&image(1, 0), "default", b"a\r\n", NOW), Ok(1));
+        assert_eq!(b.put(&image(1, 0), "default", b"a", NOW), Ok(1));
         // The current file stops accepting writes (a read-only handle).
         let cur = b.cur.as_mut().expect("a current file");
         cur.file = Arc::new(File::open(files::path_of(&dir, 1)).expect("reopen"));
         assert_eq!(
-            b.put(&image(2, 1), "default", b"b\r\n", NOW),
+            b.put(&image(2, 1), "default", b"b", NOW),
             Err(JournalError::Io)
         );
         // The next change goes to a fresh file, and so can every delete.
-        let home = b.put(&image(3, 2), "default", b"c\r\n", NOW).expect("put");
+        let home = b.put(&image(3, 2), "default", b"c", NOW).expect("put");
         assert!(home > 1, "home {home}");
         let mut one = image(1, 0);
         one.home = 1;

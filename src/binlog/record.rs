@@ -121,11 +121,12 @@ pub fn encode_header(out: &mut Vec<u8>) {
 }
 
 /// Appends a full record: the job with its tube and body (CRLF included).
-pub fn encode_full(out: &mut Vec<u8>, tube: &[u8], rec: &JobRec, body: &[u8]) {
+pub fn encode_full(out: &mut Vec<u8>, tube: &[u8], rec: &JobRec, data: &[u8]) {
     out.extend_from_slice(&(tube.len() as i32).to_le_bytes());
     out.extend_from_slice(tube);
     rec.encode(out);
-    out.extend_from_slice(body);
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Appends a short record: a state change or, with state Deleted, a delete.
@@ -268,11 +269,11 @@ impl<'a> Reader<'a> {
             }
             let size = rec.body_size as usize;
             let body = rest.get(at..at + size).ok_or(Damage::Truncated)?;
-            if !body.ends_with(b"\r\n") {
+            let Some(data) = body.strip_suffix(b"\r\n") else {
                 return Err(Damage::BadBody);
-            }
+            };
             at += size;
-            (Some(name), Some(body))
+            (Some(name), Some(data))
         } else {
             (None, None)
         };
@@ -331,7 +332,7 @@ mod tests {
         let mut f = Vec::new();
         encode_header(&mut f);
         let full = rec(9, DiskState::Delayed);
-        encode_full(&mut f, b"emails", &full, b"abc\r\n");
+        encode_full(&mut f, b"emails", &full, b"abc");
         assert_eq!(f.len(), HEADER_SIZE + full_size(6, 5));
         let short = rec(9, DiskState::Deleted);
         encode_short(&mut f, &short);
@@ -351,7 +352,7 @@ mod tests {
                 Ok(Record {
                     rec: full,
                     tube: Some(&b"emails"[..]),
-                    body: Some(b"abc\r\n"),
+                    body: Some(b"abc"),
                 }),
                 Ok(Record {
                     rec: short,
@@ -386,7 +387,7 @@ mod tests {
         encode_header(&mut f);
         encode_short(&mut f, &rec(1, DiskState::Buried));
         let good = f.len();
-        encode_full(&mut f, b"t", &rec(2, DiskState::Ready), b"abc\r\n");
+        encode_full(&mut f, b"t", &rec(2, DiskState::Ready), b"abc");
         // Every cut inside the second record is a torn write.
         for cut in good + 1..f.len() {
             let got: Vec<_> = Reader::new(&f[..cut]).unwrap().collect();

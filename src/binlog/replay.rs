@@ -330,7 +330,7 @@ mod tests {
         encode_header(&mut f);
         for (tube, r) in records {
             match tube {
-                Some(t) => encode_full(&mut f, t.as_bytes(), r, b"x\r\n"),
+                Some(t) => encode_full(&mut f, t.as_bytes(), r, b"x"),
                 None => encode_short(&mut f, r),
             }
         }
