@@ -286,7 +286,7 @@ impl Engine {
                 }
             }
             placed.push((key, r.home));
-            self.next_id = self.next_id.max(r.id + 1);
+            self.next_id = self.next_id.max(r.id.saturating_add(1));
         }
         self.next_id = self.next_id.max(next_id);
         unranked.sort_unstable();

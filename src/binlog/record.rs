@@ -162,6 +162,9 @@ pub enum Damage {
     BadState(u8),
     /// A body size below 2, or a body that does not end in CRLF.
     BadBody,
+    /// The largest u64 as a job id: no server could have given it, since
+    /// the next id would not exist.
+    BadId,
 }
 
 impl std::fmt::Display for Damage {
@@ -172,6 +175,7 @@ impl std::fmt::Display for Damage {
             Damage::BadName => write!(f, "a tube name with invalid characters"),
             Damage::BadState(s) => write!(f, "unknown job state {s}"),
             Damage::BadBody => write!(f, "a job body without its CRLF"),
+            Damage::BadId => write!(f, "job id {}, which no server can give", u64::MAX),
         }
     }
 }
@@ -259,6 +263,9 @@ impl<'a> Reader<'a> {
         let rec = JobRec::decode(fixed, self.v5)?;
         if rec.id == 0 {
             return Ok(None); // beanstalkd's end-of-data mark
+        }
+        if rec.id == u64::MAX {
+            return Err(Damage::BadId);
         }
         let (tube, body) = if namelen > 0 {
             if !valid_tube_name(name) {
@@ -404,6 +411,10 @@ mod tests {
         bad[last] = b'x';
         let got: Vec<_> = Reader::new(&bad).unwrap().collect();
         assert_eq!(got[1], Err((good, Damage::BadBody)));
+        let mut bad = f[..good].to_vec();
+        encode_short(&mut bad, &rec(u64::MAX, DiskState::Ready));
+        let got: Vec<_> = Reader::new(&bad).unwrap().collect();
+        assert_eq!(got[1], Err((good, Damage::BadId)));
         assert_eq!(Reader::new(&[7, 0]).err(), Some(HeaderError::Empty));
         assert_eq!(
             Reader::new(&8i32.to_le_bytes()).err(),
