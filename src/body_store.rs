@@ -118,10 +118,7 @@ impl BodyStore {
         }
         let class = &mut self.classes[class_of(body.len())];
         let slot = class.alloc();
-        let (n, at) = class.place(slot);
-        if let Some(chunk) = &mut class.chunks[n] {
-            chunk.bytes[at..at + body.len()].copy_from_slice(&body);
-        }
+        class.slot_mut(slot)[..body.len()].copy_from_slice(&body);
         BodyRef { slot, len }
     }
 
@@ -172,6 +169,15 @@ impl Class {
         let n = (slot >> self.shift) as usize;
         let i = (slot & ((1 << self.shift) - 1)) as usize;
         (n, i * self.slot_size)
+    }
+
+    /// The bytes of a slot that `alloc` gave and `free` has not taken.
+    fn slot_mut(&mut self, slot: u32) -> &mut [u8] {
+        let (n, at) = self.place(slot);
+        match &mut self.chunks[n] {
+            Some(chunk) => &mut chunk.bytes[at..at + self.slot_size],
+            None => unreachable!("slot {slot} of a freed chunk"),
+        }
     }
 
     fn per_chunk(&self) -> u32 {
