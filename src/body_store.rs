@@ -144,6 +144,12 @@ impl BodyStore {
         }
     }
 
+    /// Chunks and large bodies held, for tests of memory given back.
+    #[cfg(test)]
+    pub fn allocations(&self) -> usize {
+        self.classes.iter().map(Class::chunks_held).sum::<usize>() + self.large.len()
+    }
+
     /// Gives back the chunks kept at hand, and the bookkeeping of classes
     /// left empty.
     pub fn shrink(&mut self) {

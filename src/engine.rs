@@ -1391,7 +1391,9 @@ mod tests {
         for id in ids.iter().rev() {
             e.execute(0, &Command::Delete(*id), now, &mut out);
         }
+        assert!(e.bodies.allocations() > 0, "one chunk kept at hand");
         assert!(e.shrink_if_emptied());
+        assert_eq!(e.bodies.allocations(), 0);
         assert!(
             e.jobs.capacity() < full / 4,
             "{} of {full}",
