@@ -223,21 +223,18 @@ impl Engine {
         true
     }
 
-    /// Loads jobs read back from the binlog before any client connects,
-    /// with the store that holds their bodies. New ids start at `next_id`
-    /// at least.
+    /// Loads jobs read back from the binlog into a new engine, before any
+    /// client connects; the store that holds their bodies becomes the
+    /// engine's. New ids start at `next_id` at least.
     pub fn restore(
         &mut self,
         jobs: Vec<Restored>,
-        mut bodies: BodyStore,
+        bodies: BodyStore,
         next_id: u64,
         now: Nanos,
     ) -> Restoration {
-        // Before any job exists, the replay's store simply becomes ours.
-        let adopt = self.jobs.is_empty();
-        if adopt {
-            std::mem::swap(&mut self.bodies, &mut bodies);
-        }
+        assert!(self.jobs.is_empty(), "restore runs on a new engine");
+        self.bodies = bodies;
         let mut placed = Vec::with_capacity(jobs.len());
         let mut unranked = Vec::new();
         self.jobs.reserve(jobs.len());
@@ -246,16 +243,9 @@ impl Engine {
         let mut last: Option<(std::rc::Rc<str>, TubeId)> = None;
         for r in jobs {
             if self.ids.contains(r.id) {
-                if adopt {
-                    self.bodies.remove(r.body);
-                }
+                self.bodies.remove(r.body);
                 continue;
             }
-            let body = if adopt {
-                r.body
-            } else {
-                self.bodies.insert(Cow::Borrowed(bodies.get(r.body)))
-            };
             let tube = match &last {
                 Some((name, t)) if std::rc::Rc::ptr_eq(name, &r.tube) => *t,
                 _ => {
@@ -268,7 +258,7 @@ impl Engine {
                 pri: r.pri,
                 delay: r.delay,
                 ttr: r.ttr.max(1),
-                ..Job::new(r.id, tube, r.created_at, body)
+                ..Job::new(r.id, tube, r.created_at, r.body)
             }) as JobKey;
             self.set_home(key, r.home);
             self.jobs[key as usize].set_counts(r.counts, &mut self.rare);
@@ -917,33 +907,37 @@ impl Engine {
             let tube = &self.tubes.slab[t as usize];
             Some((tube.ready.peek().filter(|_| !tube.paused())?, t))
         };
-        let watch = &self.client(c).watch;
-        let with_ready = self.tubes.with_ready();
-        // Walk the shorter list: a connection may watch thousands of tubes
-        // of which few hold ready jobs. Keys are unique, so either walk
-        // finds the same job.
-        let found = if watch.len() <= with_ready.len() {
-            watch.tubes().filter_map(best).min_by_key(|&((k, _), _)| k)
-        } else {
-            (with_ready.iter().copied())
-                .filter(|&t| watch.contains(t))
-                .filter_map(best)
-                .min_by_key(|&((k, _), _)| k)
-        };
-        found.map(|((_, key), t)| (t, key))
+        // Keys are unique, so the order of the tubes does not matter.
+        (self.watched_with_ready(c))
+            .filter_map(best)
+            .min_by_key(|&((k, _), _)| k)
+            .map(|((_, key), t)| (t, key))
     }
 
     /// Whether any watched tube has a ready job, paused or not.
     fn any_ready(&self, c: ClientId) -> bool {
+        self.watched_with_ready(c).next().is_some()
+    }
+
+    /// The tubes `c` watches that have ready jobs (paused ones too), found
+    /// by walking the shorter of its watch list and the registry's list of
+    /// tubes with ready jobs: a connection may watch thousands of tubes of
+    /// which few hold ready jobs.
+    fn watched_with_ready(&self, c: ClientId) -> impl Iterator<Item = TubeId> + '_ {
         let watch = &self.client(c).watch;
         let with_ready = self.tubes.with_ready();
-        if watch.len() <= with_ready.len() {
-            watch
-                .tubes()
-                .any(|t| !self.tubes.slab[t as usize].ready.is_empty())
-        } else {
-            with_ready.iter().any(|&t| watch.contains(t))
-        }
+        let by_watch = watch.len() <= with_ready.len();
+        let has_ready = |t: &TubeId| !self.tubes.slab[*t as usize].ready.is_empty();
+        let watched = |t: &TubeId| watch.contains(*t);
+        (by_watch.then(|| watch.tubes().filter(has_ready)))
+            .into_iter()
+            .flatten()
+            .chain(
+                (!by_watch)
+                    .then(|| with_ready.iter().copied().filter(watched))
+                    .into_iter()
+                    .flatten(),
+            )
     }
 
     fn start_waiting(&mut self, c: ClientId) {
