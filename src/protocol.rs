@@ -299,9 +299,12 @@ fn parse_put(rest: &[u8], max_job_size: u32) -> Result<Command<'static>, ParseEr
         return Err(ParseError::JobTooBig { bytes });
     }
     if !trailing.is_empty() {
+        // The count is only trusted when it is a whole field: `10b` is not
+        // a plain number, so nothing is skipped (beanstalkd's own test
+        // `job_size_invalid` sends the next command straight after it).
         return Err(ParseError::BadFormat {
             counted: Some(Op::Put),
-            body: Some(bytes),
+            body: trailing.starts_with(b" ").then_some(bytes),
         });
     }
     Ok(Command::Put {
@@ -610,6 +613,46 @@ mod tests {
             })
         );
         assert_eq!(p("put 0 0 1"), BF);
+        // The body is skipped only when the 4th field is all digits and
+        // fits in 32 bits; a number followed by anything else is no count.
+        let counted = |body| {
+            Err(ParseError::BadFormat {
+                counted: Some(Op::Put),
+                body,
+            })
+        };
+        assert_eq!(p("put 0 0 0 10b"), counted(None));
+        assert_eq!(p("put 0 0 0 10 "), counted(Some(10)));
+        assert_eq!(p("put 0 0 0 10 b"), counted(Some(10)));
+        assert_eq!(p("put 0 0 0 10\tb"), counted(None));
+        assert_eq!(
+            p("put 0 0 0 --!@#$%^&&**()0b"),
+            Err(ParseError::BadFormat {
+                counted: None,
+                body: None
+            })
+        );
+        assert_eq!(
+            p("put x 0 0 12 b"),
+            Err(ParseError::BadFormat {
+                counted: None,
+                body: Some(12)
+            })
+        );
+        assert_eq!(
+            p("put x 0 0 12b"),
+            Err(ParseError::BadFormat {
+                counted: None,
+                body: None
+            })
+        );
+        assert_eq!(
+            p("put x 0 0 4294967296"),
+            Err(ParseError::BadFormat {
+                counted: None,
+                body: None
+            })
+        );
         assert_eq!(
             p("put 4294967296 0 1 2"),
             Err(ParseError::BadFormat {
