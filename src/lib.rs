@@ -6,7 +6,8 @@
 //! - [`protocol`]: parsing one command line into a typed command;
 //!   [`reply`]: writing the reply lines that carry numbers.
 //! - [`engine`]: the queue engine that runs commands and timers.
-//! - [`stats`]: the YAML documents of the stats commands.
+//! - [`stats`]: the YAML documents of the stats commands; [`yaml`]: when
+//!   a string value in them is quoted.
 //! - [`journal`]: what the engine asks of persistence; [`binlog`]: the
 //!   beanstalkd-format write-ahead log that provides it.
 //! - [`tube`], [`watch_list`], [`job`], [`body_store`], [`heap`],
@@ -32,3 +33,4 @@ pub mod stats;
 pub mod timer_wheel;
 pub mod tube;
 pub mod watch_list;
+pub mod yaml;

@@ -1,6 +1,6 @@
 //! The YAML documents of `stats`, `stats-job` and `stats-tube`, field for
-//! field and in beanstalkd's order. String values are double-quoted as
-//! beanstalkd 1.13 does, so strict YAML parsers read them as strings.
+//! field and in beanstalkd's order. String values go through [`yaml`]:
+//! bare where every YAML parser reads them as strings, quoted otherwise.
 
 use std::io::Write;
 
@@ -8,6 +8,7 @@ use crate::engine::Engine;
 use crate::job::{JobKey, NANOS_PER_SEC, Nanos, State, TubeId};
 use crate::journal::JournalStats;
 use crate::protocol::Op;
+use crate::yaml;
 
 /// Whole seconds from `from` to `to`, 0 if `to` is not later.
 fn secs_between(from: Nanos, to: Nanos) -> u64 {
@@ -34,12 +35,12 @@ impl Engine {
         };
         let c = job.counts(&self.rare);
         let mut y = Vec::with_capacity(256);
+        let _ = write!(y, "---\nid: {}\ntube: ", job.id);
+        yaml::push_str(&mut y, &self.tubes.slab[job.tube as usize].name);
         let _ = write!(
             y,
-            "---\nid: {}\ntube: \"{}\"\nstate: {}\npri: {}\nage: {}\ndelay: {}\nttr: {}\n\
+            "\nstate: {}\npri: {}\nage: {}\ndelay: {}\nttr: {}\n\
              time-left: {}\nfile: {}\nreserves: {}\ntimeouts: {}\nreleases: {}\nburies: {}\nkicks: {}\n",
-            job.id,
-            self.tubes.slab[job.tube as usize].name,
             job.state.name(),
             job.pri,
             secs_between(job.created_at, now),
@@ -67,13 +68,14 @@ impl Engine {
             (0, 0)
         };
         let mut y = Vec::with_capacity(320);
+        y.extend_from_slice(b"---\nname: ");
+        yaml::push_str(&mut y, &tube.name);
         let _ = write!(
             y,
-            "---\nname: \"{}\"\ncurrent-jobs-urgent: {}\ncurrent-jobs-ready: {}\n\
+            "\ncurrent-jobs-urgent: {}\ncurrent-jobs-ready: {}\n\
              current-jobs-reserved: {}\ncurrent-jobs-delayed: {}\ncurrent-jobs-buried: {}\n\
              total-jobs: {}\ncurrent-using: {}\ncurrent-watching: {}\ncurrent-waiting: {}\n\
              cmd-delete: {}\ncmd-pause-tube: {}\npause: {}\npause-time-left: {}\n",
-            tube.name,
             tube.urgent,
             tube.ready.len(),
             tube.reserved,
@@ -108,11 +110,7 @@ impl Engine {
              cmd-list-tube-used: {}\ncmd-list-tubes-watched: {}\ncmd-pause-tube: {}\n\
              job-timeouts: {}\ntotal-jobs: {}\nmax-job-size: {}\ncurrent-tubes: {}\n\
              current-connections: {}\ncurrent-producers: {}\ncurrent-workers: {}\n\
-             current-waiting: {}\ntotal-connections: {}\npid: {}\nversion: \"{}\"\n\
-             rusage-utime: {}.{:06}\nrusage-stime: {}.{:06}\nuptime: {}\n\
-             binlog-oldest-index: {}\nbinlog-current-index: {}\nbinlog-records-migrated: {}\n\
-             binlog-records-written: {}\nbinlog-max-size: {}\ndraining: {}\nid: {}\n\
-             hostname: \"{}\"\nos: \"{}\"\nplatform: \"{}\"\n",
+             current-waiting: {}\ntotal-connections: {}\npid: {}\nversion: ",
             t.urgent,
             t.ready,
             t.reserved,
@@ -150,7 +148,14 @@ impl Engine {
             t.waiting,
             t.total_connections,
             info.pid,
-            info.version,
+        );
+        // beanstalkd quotes the version always (1.12 too); so does sprout.
+        yaml::push_quoted(&mut y, &info.version);
+        let _ = write!(
+            y,
+            "\nrusage-utime: {}.{:06}\nrusage-stime: {}.{:06}\nuptime: {}\n\
+             binlog-oldest-index: {}\nbinlog-current-index: {}\nbinlog-records-migrated: {}\n\
+             binlog-records-written: {}\nbinlog-max-size: {}\ndraining: {}\nid: ",
             us,
             uu,
             ss,
@@ -162,11 +167,17 @@ impl Engine {
             binlog.records_written,
             info.binlog_max_size,
             self.draining,
-            info.instance_id,
-            info.hostname,
-            info.os,
-            info.platform,
         );
+        for (key, value) in [
+            ("", &info.instance_id),
+            ("\nhostname: ", &info.hostname),
+            ("\nos: ", &info.os),
+            ("\nplatform: ", &info.platform),
+        ] {
+            y.extend_from_slice(key.as_bytes());
+            yaml::push_str(&mut y, value);
+        }
+        y.push(b'\n');
         y
     }
 }

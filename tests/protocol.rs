@@ -420,6 +420,32 @@ fn put_bodies_and_errors() {
 }
 
 #[test]
+fn a_bad_put_skips_its_body_only_after_a_plain_count() {
+    let s = Server::start(&[]);
+    let mut c = s.connect();
+    // beanstalkd's own test job_size_invalid: neither 4th field is a plain
+    // number, so nothing is skipped and the next line is a command.
+    c.send("put 0 0 0 10b\r\nput 0 0 0 --!@#$%^&&**()0b\r\nlist-tube-used\r\n");
+    assert_eq!(c.reply(), b"BAD_FORMAT\r\n");
+    assert_eq!(c.reply(), b"BAD_FORMAT\r\n");
+    assert_eq!(c.reply(), b"USING default\r\n");
+    // A plain count with garbage after it: its 10 bytes and CRLF are the
+    // body, even when they look like a command.
+    c.send("put 0 0 0 10 x\r\nstats-job1\r\nlist-tube-used\r\n");
+    assert_eq!(c.reply(), b"BAD_FORMAT\r\n");
+    assert_eq!(c.reply(), b"USING default\r\n");
+    // A count that does not fit in 32 bits is no count.
+    c.send("put x 0 0 4294967296\r\nlist-tube-used\r\n");
+    assert_eq!(c.reply(), b"BAD_FORMAT\r\n");
+    assert_eq!(c.reply(), b"USING default\r\n");
+    // Unparsable numbers before a plain 4th field: the body is skipped.
+    c.send("put x 0 0 3\r\nabc\r\nlist-tube-used\r\n");
+    assert_eq!(c.reply(), b"BAD_FORMAT\r\n");
+    assert_eq!(c.reply(), b"USING default\r\n");
+    c.expect_silence(Duration::from_millis(50));
+}
+
+#[test]
 fn pipelined_and_byte_by_byte() {
     let s = Server::start(&[]);
     let mut c = s.connect();
@@ -436,9 +462,43 @@ fn pipelined_and_byte_by_byte() {
     assert_eq!(c.reply(), b"INSERTED 3\r\n");
     let stats = String::from_utf8(c.reply()).unwrap();
     assert!(
-        stats.contains("\nid: 3\n") && stats.contains("\ntube: \"x\"\n"),
+        stats.contains("\nid: 3\n") && stats.contains("\ntube: x\n"),
         "{stats}"
     );
+}
+
+#[test]
+fn a_string_value_is_quoted_only_where_yaml_would_misread_it() {
+    let s = Server::start(&[]);
+    let mut c = s.connect();
+    for (name, shown) in [
+        ("emails", "emails"),
+        ("jobs.high", "jobs.high"),
+        ("a;b$c_(d)/e.f+g-", "a;b$c_(d)/e.f+g-"),
+        ("123", "\"123\""),
+        ("007", "\"007\""),
+        ("1.5", "\"1.5\""),
+        ("true", "\"true\""),
+        ("null", "\"null\""),
+        ("y", "\"y\""),
+        ("2024-01-01", "\"2024-01-01\""),
+    ] {
+        c.expect(
+            format!("use {name}\r\n"),
+            format!("USING {name}\r\n").as_str(),
+        );
+        let id = put(&mut c, 0, 0, 60, b"x");
+        let job = String::from_utf8(c.ask(format!("stats-job {id}\r\n"))).unwrap();
+        assert!(job.contains(&format!("\ntube: {shown}\n")), "{name}: {job}");
+        let tube = String::from_utf8(c.ask(format!("stats-tube {name}\r\n"))).unwrap();
+        assert!(
+            tube.contains(&format!("\r\n---\nname: {shown}\n")),
+            "{name}: {tube}"
+        );
+        // The lists are never quoted, in 1.12 and 1.13 alike.
+        let list = String::from_utf8(c.ask("list-tubes\r\n")).unwrap();
+        assert!(list.contains(&format!("\n- {name}\n")), "{name}: {list}");
+    }
 }
 
 #[test]
@@ -470,11 +530,28 @@ fn stats_fields_in_order() {
     assert_eq!(m["current-connections"], "1");
     assert_eq!(m["draining"], "false");
     assert_eq!(m["id"].len(), 16);
+    // uname's fields: bare where YAML reads them as strings (x86_64), in
+    // quotes where it would not (the kernel version starts with '#').
+    let uname = |what: &str| {
+        let out = std::process::Command::new("uname")
+            .arg(what)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim_end()
+            .to_string()
+    };
     assert!(
-        reply.contains("\nhostname: \"")
-            && reply.contains("\nos: \"")
-            && reply.contains("\nplatform: \"")
+        reply.contains(&format!("\nplatform: {}\n", uname("-m"))),
+        "{reply}"
     );
+    assert!(
+        reply.contains(&format!("\nos: \"{}\"\n", uname("-v"))),
+        "{reply}"
+    );
+    assert_eq!(m["hostname"], uname("-n"));
+    assert!(reply.contains("\nversion: \""), "{reply}");
     let rusage = &m["rusage-utime"];
     assert_eq!(
         rusage.split_once('.').map(|(_, f)| f.len()),
