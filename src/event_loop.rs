@@ -121,16 +121,6 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         while !self.stopping {
-            let now = self.now();
-            self.engine.tick(
-                now,
-                &mut Outputs {
-                    conns: &mut self.conns,
-                    woken: &mut self.woken,
-                    binlog: self.binlog.as_mut(),
-                },
-            );
-            self.drive_woken();
             if let Some(b) = &mut self.binlog {
                 b.start_sync(Instant::now());
             }
@@ -146,6 +136,19 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
+            // Timers first: a command that arrives after a deadline must
+            // find that deadline's work done (a job whose TTR ran out is
+            // ready again), however late the loop woke.
+            let now = self.now();
+            self.engine.tick(
+                now,
+                &mut Outputs {
+                    conns: &mut self.conns,
+                    woken: &mut self.woken,
+                    binlog: self.binlog.as_mut(),
+                },
+            );
+            self.drive_woken();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
