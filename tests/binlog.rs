@@ -615,6 +615,25 @@ impl Trace {
         }
     }
 
+    /// The calls traced so far, one per line.
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits (at most 10 s) until the calls traced so far satisfy `done`;
+    /// strace writes a call's line only once the call has returned, which
+    /// may be after the client has seen its effect.
+    fn wait_until(&self, done: impl Fn(&[String]) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !done(&self.lines()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Detaches and returns the calls traced, one per line.
     fn finish(mut self) -> Vec<String> {
         self.detach();
@@ -661,13 +680,17 @@ fn a_write_is_synced_within_the_interval_without_more_traffic() {
     let mut c = s.connect();
     let trace = Trace::attach(s.pid());
     put(&mut c, 0, 0, 60, b"durable");
-    // No further command: only the timer can sync it.
-    std::thread::sleep(Duration::from_millis(800));
+    // No further command: only the timer can sync it. (How soon is for
+    // the benchmarks; that it happens at all without traffic is the point.)
+    let synced = |lines: &[String]| {
+        find(lines, 0, &["pwrite64", "durable"]).is_some_and(|r| synced_after(lines, r).is_some())
+    };
+    trace.wait_until(synced);
     let lines = trace.finish();
-    let rec = find(&lines, 0, &["pwrite64", "durable"]).expect("the record was written");
+    find(&lines, 0, &["pwrite64", "durable"]).expect("the record was written");
     assert!(
-        synced_after(&lines, rec).is_some(),
-        "no fdatasync after the record within 800 ms:\n{}",
+        synced(&lines),
+        "no fdatasync after the record within 10 s:\n{}",
         lines.join("\n")
     );
     stop(s);
@@ -681,10 +704,14 @@ fn with_f0_the_reply_waits_for_the_sync() {
         let mut c = s.connect();
         let trace = Trace::attach(s.pid());
         let id = put(&mut c, 0, 0, 60, b"held");
-        std::thread::sleep(Duration::from_millis(100));
+        let inserted = format!("INSERTED {id}");
+        trace.wait_until(|lines| {
+            find(lines, 0, &["pwrite64", "held"])
+                .is_some_and(|r| find(lines, r, &[&inserted]).is_some())
+        });
         let lines = trace.finish();
         let rec = find(&lines, 0, &["pwrite64", "held"]).expect("the record was written");
-        let reply = find(&lines, rec, &[&format!("INSERTED {id}")]).expect("the reply was sent");
+        let reply = find(&lines, rec, &[&inserted]).expect("the reply was sent");
         let sync = synced_after(&lines, rec);
         if held {
             assert!(
