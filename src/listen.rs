@@ -33,10 +33,13 @@ impl fmt::Display for ListenError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             ListenError::Resolve(a, e) => write!(f, "cannot resolve listen address {a}: {e}"),
-            ListenError::Bind(a, e) => write!(
-                f,
-                "cannot listen on {a}: {e} (is another beanstalkd or sprout using it? choose another with -l/-p)"
-            ),
+            ListenError::Bind(a, e) => {
+                write!(f, "cannot listen on {a}: {e}")?;
+                match bind_hint(a, e) {
+                    Some(hint) => write!(f, " ({hint})"),
+                    None => Ok(()),
+                }
+            }
             ListenError::UnixPathTooLong(p) => {
                 write!(f, "unix socket path is longer than 107 bytes: {p}")
             }
@@ -51,6 +54,32 @@ impl fmt::Display for ListenError {
             }
         }
     }
+}
+
+/// What to do about a failed bind, by its cause.
+fn bind_hint(addr: &str, e: &io::Error) -> Option<&'static str> {
+    let unix = addr.starts_with("unix:");
+    Some(match e.kind() {
+        io::ErrorKind::AddrInUse if unix => {
+            "another process listens on this socket: stop it or choose another path with -l unix:PATH"
+        }
+        io::ErrorKind::AddrInUse => {
+            "is another beanstalkd or sprout using it? stop it or choose another port with -p"
+        }
+        io::ErrorKind::AddrNotAvailable => {
+            "this host has no such address: give -l one of its own addresses (ip -brief address), 127.0.0.1, or 0.0.0.0 for all"
+        }
+        io::ErrorKind::PermissionDenied if unix => {
+            "this user may not create files in the socket's directory: choose another path or run as a user who may"
+        }
+        io::ErrorKind::PermissionDenied => {
+            "ports below 1024 need root or CAP_NET_BIND_SERVICE: choose another port with -p, or start as root and drop privileges with -u"
+        }
+        io::ErrorKind::NotFound if unix => {
+            "the socket's directory does not exist: create it or choose another path"
+        }
+        _ => return None,
+    })
 }
 
 /// Opens the listener: systemd's socket if one was passed to this process,

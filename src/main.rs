@@ -138,7 +138,7 @@ fn open_binlog(
             error!("{e}");
             exit(match e {
                 OpenError::Locked(_) => EXIT_LOCKED,
-                OpenError::Io(..) => 1,
+                _ => 1,
             });
         }
     };

@@ -135,7 +135,28 @@ fn command_line() {
     // A -b directory that cannot be used stops the start, with the reason.
     let b = run(&["-b", "/nonexistent/dir", "-p", &free_port().to_string()]);
     assert_eq!(b.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&b.stderr).contains("/nonexistent/dir"));
+    let said = String::from_utf8_lossy(&b.stderr);
+    assert!(
+        said.contains("binlog directory /nonexistent/dir does not exist"),
+        "{said}"
+    );
+    // Each listen error says its own cause: an address this host lacks
+    // (192.0.2.1 is reserved for documentation; nothing is sent to it),
+    // and a port another process holds.
+    let l = run(&["-l", "192.0.2.1", "-p", &free_port().to_string()]);
+    let said = String::from_utf8_lossy(&l.stderr);
+    assert!(
+        said.contains("this host has no such address") && !said.contains("another beanstalkd"),
+        "{said}"
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let l = run(&["-l", "127.0.0.1", "-p", &port]);
+    let said = String::from_utf8_lossy(&l.stderr);
+    assert!(
+        said.contains("is another beanstalkd or sprout using it?"),
+        "{said}"
+    );
     // getopt-style flags as beanstalkd takes them.
     let s = Server::start_bin(sprout_bin(), &["-VVz10"]);
     let mut c = s.connect();

@@ -18,6 +18,12 @@ pub const EXIT_LOCKED: i32 = 10;
 pub enum OpenError {
     /// Another process holds the lock (beanstalkd or sprout).
     Locked(PathBuf),
+    /// The `-b` directory does not exist.
+    NoDirectory(PathBuf),
+    /// The `-b` path exists but is not a directory.
+    NotADirectory(PathBuf),
+    /// The directory exists but this user may not write in it.
+    NoAccess(PathBuf),
     Io(PathBuf, io::Error),
 }
 
@@ -29,6 +35,23 @@ impl std::fmt::Display for OpenError {
                 "{} is locked: another beanstalkd or sprout uses this binlog directory",
                 p.display()
             ),
+            OpenError::NoDirectory(p) => write!(
+                f,
+                "binlog directory {} does not exist: create it (mkdir -p {0}) for the user sprout runs as, or give another with -b",
+                p.display()
+            ),
+            OpenError::NotADirectory(p) => write!(
+                f,
+                "{} is not a directory: give -b a directory for the binlog",
+                p.display()
+            ),
+            OpenError::NoAccess(p) => write!(
+                f,
+                "binlog directory {} is not writable by uid {}: change its owner (chown) or give another with -b",
+                p.display(),
+                // SAFETY: getuid has no preconditions and cannot fail.
+                unsafe { libc::getuid() }
+            ),
             OpenError::Io(p, e) => write!(f, "{}: {e}", p.display()),
         }
     }
@@ -37,6 +60,13 @@ impl std::fmt::Display for OpenError {
 /// Takes beanstalkd's lock: a whole-file write lock (fcntl) on `DIR/lock`,
 /// held for the life of the returned file.
 pub fn lock(dir: &Path) -> Result<File, OpenError> {
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(OpenError::NoDirectory(dir.into()));
+        }
+        Ok(m) if !m.is_dir() => return Err(OpenError::NotADirectory(dir.into())),
+        _ => {}
+    }
     let path = dir.join("lock");
     let f = OpenOptions::new()
         .write(true)
@@ -44,7 +74,10 @@ pub fn lock(dir: &Path) -> Result<File, OpenError> {
         .truncate(false)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| OpenError::Io(path.clone(), e))?;
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied => OpenError::NoAccess(dir.into()),
+            _ => OpenError::Io(path.clone(), e),
+        })?;
     // SAFETY: a zeroed flock is valid; fcntl gets a live descriptor.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = libc::F_WRLCK as _;
