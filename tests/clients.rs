@@ -1,8 +1,10 @@
 //! Real, unmodified client libraries against a fresh sprout each: the
-//! scripts in tests/clients/ (Python, Ruby, PHP, Node.js) and the Rust
-//! `beanstalkc` crate (tests/clients/rust_beanstalkc.rs). Each prints one
-//! line per check; the table of results is printed and written to
-//! target/client-results.txt. scripts/test installs every library.
+//! scripts in tests/clients/ (Python, Ruby, PHP, Node.js, Common Lisp) and
+//! the Rust `beanstalkc` crate (tests/clients/rust_beanstalkc.rs). Each
+//! prints one line per check; the table of results is printed and written
+//! to target/client-results.txt. scripts/test installs every library but
+//! cl-beanstalk, which is on no registry: it is loaded from
+//! `$CL_BEANSTALK_DIR`, else from `../shared/cl-beanstalk`.
 
 mod common;
 
@@ -15,6 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Server;
+pub use common::tube_names;
 
 /// The -z every client is started against (small, so "exactly -z bytes"
 /// stays quick for every library).
@@ -32,6 +35,8 @@ pub struct Outcome {
     pub failed: Vec<String>,
     /// Anything else wrong: could not start, exited badly, timed out.
     pub trouble: Option<String>,
+    /// Why the client did not run at all, where that is no failure.
+    pub not_run: Option<String>,
 }
 
 impl Outcome {
@@ -42,6 +47,7 @@ impl Outcome {
             passed: Vec::new(),
             failed: Vec::new(),
             trouble: None,
+            not_run: None,
         };
         for line in out.lines() {
             if let Some(rest) = line.strip_prefix("client ") {
@@ -62,12 +68,51 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs `program script HOST PORT MAX` against a fresh sprout, bounded.
-fn run_script(name: &str, program: &str, script: &str) -> Outcome {
+/// Where cl-beanstalk's source is: `$CL_BEANSTALK_DIR`, else
+/// `../shared/cl-beanstalk` beside the project root.
+fn cl_beanstalk_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("CL_BEANSTALK_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => root().join("../shared/cl-beanstalk"),
+    };
+    dir.join("cl-beanstalk.asd").is_file().then_some(dir)
+}
+
+/// cl-beanstalk through sbcl, or why it cannot run: without its source
+/// the row says so, and fails the suite only in CI (which always has
+/// ../shared).
+fn run_cl_beanstalk() -> Outcome {
+    let Some(dir) = cl_beanstalk_dir() else {
+        let mut o = Outcome::parse("cl-beanstalk", "");
+        let why = "cl-beanstalk source not found (set CL_BEANSTALK_DIR)".to_string();
+        if std::env::var_os("CI").is_some() {
+            o.trouble = Some(format!("not run: {why}"));
+        } else {
+            o.not_run = Some(why);
+        }
+        return o;
+    };
+    run_script(
+        "cl-beanstalk",
+        &["sbcl", "--script"],
+        "lisp_cl_beanstalk.lisp",
+        &[("CL_BEANSTALK_DIR", dir.as_os_str())],
+    )
+}
+
+/// Runs `program... script HOST PORT MAX` against a fresh sprout, bounded.
+fn run_script(
+    name: &str,
+    program: &[&str],
+    script: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Outcome {
     let server = Server::start(&["-z", &MAX_JOB_SIZE.to_string()]);
     let dir = root().join("tests/clients");
     let node_modules = root().join("target/client-libs/node/node_modules");
+    let (program, program_args) = program.split_first().expect("a program");
     let child = Command::new(program)
+        .args(program_args)
         .arg(dir.join(script))
         .args([
             "127.0.0.1",
@@ -76,6 +121,7 @@ fn run_script(name: &str, program: &str, script: &str) -> Outcome {
         ])
         .current_dir(&dir)
         .env("NODE_PATH", &node_modules)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -142,10 +188,11 @@ fn table(outcomes: &[Outcome]) -> String {
             o.passed.len() + o.failed.len(),
             o.passed.len(),
             o.failed.len(),
-            o.trouble
-                .as_deref()
-                .map(|t| format!("  ({t})"))
-                .unwrap_or_default()
+            match (&o.trouble, &o.not_run) {
+                (Some(t), _) => format!("  ({t})"),
+                (None, Some(why)) => format!("  (not run: {why})"),
+                (None, None) => String::new(),
+            }
         );
         for f in &o.failed {
             t += &format!("    not ok - {f}\n");
@@ -167,8 +214,9 @@ fn every_client_library_works_against_sprout() {
     ];
     let mut runs: Vec<Run> = scripts
         .iter()
-        .map(|&(n, p, s)| Box::new(move || run_script(n, p, s)) as Run)
+        .map(|&(n, p, s)| Box::new(move || run_script(n, &[p], s, &[])) as Run)
         .collect();
+    runs.push(Box::new(run_cl_beanstalk));
     runs.push(Box::new(|| {
         let server = Server::start(&["-z", &MAX_JOB_SIZE.to_string()]);
         rust_beanstalkc::run(server.port)

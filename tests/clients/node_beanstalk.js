@@ -32,6 +32,20 @@ async function main() {
     t.same(true, tubes.includes('default') && tubes.includes('nb-a'));
   });
 
+  await t.check('tube names read back by stats-job and stats-tube (js-yaml)', async () => {
+    try {
+      for (const name of t.tubeNames()) {
+        await c.use(name);
+        const { id } = await c.put('x');
+        const got = [(await c.statsJob(id)).tube, (await c.statsTube(name)).name];
+        await c.delete(id);
+        t.same([name, name], got);
+      }
+    } finally {
+      await c.use('nb-a');
+    }
+  });
+
   await t.check('put with priority, delay and TTR, read back by stats-job', async () => {
     const put = await c.put('delayed', 77, 42, 30);
     t.same('delayed', put.state);

@@ -43,6 +43,21 @@ async function main() {
     t.same(true, tubes.includes('default') && tubes.includes('fb-a'));
   });
 
+  await t.check('tube names read back by stats-job and stats-tube (js-yaml)', async () => {
+    try {
+      for (const name of t.tubeNames()) {
+        await call(c, 'use', name);
+        const id = await one(call(c, 'put', 0, 0, 60, 'x'));
+        const job = await one(call(c, 'stats_job', id));
+        const tube = await one(call(c, 'stats_tube', name));
+        await call(c, 'destroy', id);
+        t.same([name, name], [job.tube, tube.name]);
+      }
+    } finally {
+      await call(c, 'use', 'fb-a');
+    }
+  });
+
   await t.check('put with priority, delay and TTR, read back by stats-job', async () => {
     const id = await one(call(c, 'put', 42, 30, 77, 'delayed'));
     const st = await one(call(c, 'stats_job', id));

@@ -6,7 +6,8 @@ from importlib.metadata import version
 
 import greenstalk as g
 
-from report import Checks, check_yaml_strictly, eventually, expect_raises
+from report import (Checks, check_tube_names_with_yaml, check_yaml_strictly, eventually,
+                    expect_raises, tube_names)
 
 checks = Checks("greenstalk", version("greenstalk"))
 addr = (checks.host, checks.port)
@@ -108,6 +109,26 @@ def _():
 @checks("stats YAML parses strictly with yaml.safe_load")
 def _():
     check_yaml_strictly(checks.host, checks.port)
+
+
+@checks("tube names read back by stats-job and stats-tube")
+def _():
+    # greenstalk turns a value int() takes into a number and strips the
+    # quotes of the rest: every name comes back as it is.
+    try:
+        for name, _ in tube_names():
+            c.use(name)
+            jid = c.put("x")
+            got = (c.stats_job(jid)["tube"], c.stats_tube(name)["name"])
+            c.delete(jid)
+            assert got == (name, name), (name, got)
+    finally:
+        c.use("gs-a")
+
+
+@checks("tube names read back by yaml.safe_load")
+def _():
+    check_tube_names_with_yaml(checks.host, checks.port)
 
 
 @checks("binary body with every byte value")

@@ -8,7 +8,7 @@ from importlib.metadata import version
 
 from pystalk import BeanstalkClient, BeanstalkError
 
-from report import Checks, eventually
+from report import Checks, eventually, tube_names
 
 checks = Checks("pystalk", version("pystalk"))
 
@@ -54,6 +54,19 @@ def _():
     assert c.peek_delayed().job_id == jid
     c.delete_job(jid)
     assert error_of(c.stats_job, jid) == "NOT_FOUND"
+
+
+@checks("tube names read back by stats-job and stats-tube (PyYAML)")
+def _():
+    try:
+        for name, _ in tube_names():
+            c.use(name)
+            jid = put(c, "x")
+            got = (c.stats_job(jid)["tube"], c.stats_tube(name)["name"])
+            c.delete_job(jid)
+            assert got == (name, name), (name, got)
+    finally:
+        c.use("ps-a")
 
 
 @checks("reserve with timeout, delete, put_job_into")

@@ -62,4 +62,15 @@ function binaryBody() {
   return b;
 }
 
-module.exports = { host, port, maxJobSize, check, same, rejects, sleep, eventually, version, done, binaryBody };
+/** The names in tube_names.txt, which every client reads back. */
+function tubeNames() {
+  const text = require('fs').readFileSync(require('path').join(__dirname, 'tube_names.txt'), 'utf8');
+  return text
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((l) => l.split(' ')[0]);
+}
+
+module.exports = {
+  host, port, maxJobSize, check, same, rejects, sleep, eventually, version, done, binaryBody, tubeNames,
+};

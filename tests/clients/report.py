@@ -2,6 +2,7 @@
 and one line per check ("ok - NAME" or "not ok - NAME: why"), read by
 tests/clients.rs. A check that raises is a failure; the script goes on."""
 
+import os
 import sys
 import time
 import traceback
@@ -96,4 +97,46 @@ def check_yaml_strictly(host, port):
     assert ask("list-tubes-watched") == ["default"]
     s.sendall(f"delete {job_id}\r\n".encode())
     assert f.readline() == b"DELETED\r\n"
+    s.close()
+
+
+def tube_names():
+    """(name, quoted) for each line of tube_names.txt: the names every
+    client reads back, and whether sprout writes them in quotes."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = []
+    with open(os.path.join(here, "tube_names.txt")) as f:
+        for line in f:
+            if line.strip() and not line.startswith("#"):
+                name, how = line.split()
+                out.append((name, how == "quoted"))
+    return out
+
+
+def check_tube_names_with_yaml(host, port):
+    """stats-job's tube and stats-tube's name, read by yaml.safe_load,
+    are each name exactly."""
+    import socket
+
+    import yaml
+
+    s = socket.create_connection((host, port))
+    f = s.makefile("rb")
+
+    def ask(cmd):
+        s.sendall(cmd)
+        return f.readline()
+
+    def doc(cmd):
+        word, n = ask(cmd).split()
+        assert word == b"OK", (cmd, word)
+        return yaml.safe_load(f.read(int(n) + 2)[:-2])
+
+    for name, _ in tube_names():
+        assert ask(f"use {name}\r\n".encode()) == f"USING {name}\r\n".encode()
+        jid = int(ask(b"put 0 0 60 1\r\nx\r\n").split()[1])
+        got = (doc(f"stats-job {jid}\r\n".encode())["tube"],
+               doc(f"stats-tube {name}\r\n".encode())["name"])
+        assert got == (name, name), (name, got)
+        assert ask(f"delete {jid}\r\n".encode()) == b"DELETED\r\n"
     s.close()

@@ -39,6 +39,11 @@ def assert_eq(want, got)
   raise "expected #{want.inspect[0, 80]}, got #{got.inspect[0, 80]}" unless want == got
 end
 
+# tube_names.txt: the names every client reads back.
+TUBE_NAMES = File.readlines(File.join(__dir__, 'tube_names.txt'), chomp: true)
+                 .reject { |l| l.empty? || l.start_with?('#') }
+                 .map { |l| l.split(' ').first }
+
 c = Beaneater.new(ADDR)
 
 check('use, watch, ignore and the list commands') do
@@ -50,6 +55,15 @@ check('use, watch, ignore and the list commands') do
   assert_eq(['rb-a'], c.tubes.watched.map(&:name))
   names = c.tubes.all.map(&:name)
   raise names.inspect unless (%w[default rb-a] - names).empty?
+end
+
+check('tube names read back by stats-job and stats-tube (Psych)') do
+  TUBE_NAMES.each do |name|
+    id = c.tubes[name].put('x')[:id]
+    got = [c.jobs.find(id).stats.tube, c.tubes[name].stats.name]
+    c.jobs.find(id).delete
+    assert_eq([name, name], got)
+  end
 end
 
 check('put with priority, delay and TTR, read back by stats-job') do

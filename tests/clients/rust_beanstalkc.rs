@@ -67,6 +67,7 @@ pub fn run(port: u16) -> Outcome {
         passed: Vec::new(),
         failed: Vec::new(),
         trouble: None,
+        not_run: None,
     };
     let mut c = match connect(port) {
         Ok(c) => c,
@@ -96,6 +97,23 @@ pub fn run(port: u16) -> Outcome {
             )
         })(),
     );
+
+    check(
+        "tube names read back by stats-job and stats-tube (serde_yaml)",
+        (|| {
+            for (name, _) in super::tube_names() {
+                ok(c.use_tube(name))?;
+                let id = ok(c.put(b"x", 0, secs(0), secs(60)))?;
+                let job = field(&ok(c.stats_job(id))?, "tube");
+                let tube = field(&ok(c.stats_tube(name))?, "name");
+                ok(c.delete(id))?;
+                same((name.to_string(), name.to_string()), (job, tube))?;
+            }
+            Ok(())
+        })(),
+    );
+    // Whatever that check met, the others use their own tube.
+    let _ = c.use_tube("rs-a");
 
     check(
         "put with priority, delay and TTR, read back by stats-job",

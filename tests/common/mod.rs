@@ -16,6 +16,17 @@ pub struct Server {
     pub port: u16,
 }
 
+/// (name, quoted) for each tube name in tests/clients/tube_names.txt: the
+/// names every client reads back, and whether sprout writes them quoted.
+pub fn tube_names() -> Vec<(&'static str, bool)> {
+    include_str!("../clients/tube_names.txt")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, how)| (name, how == "quoted"))
+        .collect()
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local addr").port()
