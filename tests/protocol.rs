@@ -128,10 +128,15 @@ fn ttr_expiry_and_deadline_soon() {
     c.expect("reserve\r\n", "RESERVED 2 1\r\nu\r\n");
     let t0 = std::time::Instant::now();
     c.expect("reserve\r\n", "DEADLINE_SOON\r\n");
+    // Not before the last second of the TTR (no earlier than 2 s after the
+    // reserve, less the moments before t0), and within it: the job is still
+    // reserved, with less than a second left.
     let waited = t0.elapsed();
-    assert!(
-        waited >= Duration::from_millis(1500) && waited < Duration::from_millis(2900),
-        "{waited:?}"
+    assert!(waited >= Duration::from_millis(1900), "{waited:?}");
+    let job = c.yaml("stats-job 2");
+    assert_eq!(
+        (job["state"].as_str(), job["time-left"].as_str()),
+        ("reserved", "0")
     );
 }
 

@@ -8,7 +8,7 @@ use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, free_port, sprout_bin};
+use common::{Client, Server, free_port, listens_on, sprout_bin};
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("sprout-test-{tag}-{}", std::process::id()));
@@ -94,12 +94,8 @@ fn systemd_socket_activation_and_readiness() {
         .spawn()
         .expect("systemd-socket-activate (Debian package systemd) must be installed");
     // The activator listens first; sprout starts on the first connection.
-    let mut c = None;
-    wait_for("the activated socket", || {
-        c = std::net::TcpStream::connect(("127.0.0.1", port)).ok();
-        c.is_some()
-    });
-    let mut c = Client { s: c.unwrap() };
+    wait_for("the activated socket", || listens_on(child.id(), port));
+    let mut c = Client::connect(port);
     c.s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     c.expect("list-tube-used\r\n", "USING default\r\n");
     let mut buf = [0u8; 64];
@@ -240,7 +236,7 @@ fn dash_u_drops_privileges_after_binding() {
             .expect("start sprout");
         let up = (0..200).any(|_| {
             std::thread::sleep(Duration::from_millis(10));
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            listens_on(child.id(), port)
         });
         if up && child.try_wait().unwrap().is_none() {
             served = Some((child, port));
@@ -282,8 +278,12 @@ fn dash_u_opens_the_binlog_as_the_user() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let uid = user.id("-u");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "binlog directory {} is not writable by uid {uid}",
+            dir.display()
+        )),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -452,7 +452,7 @@ fn the_systemd_units_verify_and_their_command_line_serves() {
         .spawn()
         .unwrap();
     wait_for("the unit's command line to serve", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        listens_on(child.id(), port)
     });
     let mut c = Client::connect(port);
     c.expect("put 0 0 10 2\r\nhi\r\n", "INSERTED 1\r\n");

@@ -33,8 +33,10 @@ pub fn free_port() -> u16 {
 }
 
 /// Whether process `pid` holds the socket listening on 127.0.0.1:`port`
-/// (read from /proc, so the server sees no extra command).
-fn listens_on(pid: u32, port: u16) -> bool {
+/// (read from /proc, so the server sees no extra command). A connection
+/// that succeeds proves only that *some* process listens there: parallel
+/// tests may pick the same free port, so wait for this too.
+pub fn listens_on(pid: u32, port: u16) -> bool {
     let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
         return false;
     };
@@ -96,7 +98,8 @@ impl Server {
                 }
                 // Another test's server may have taken the port between
                 // free_port and our bind: only our own process will do.
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() && listens_on(child.id(), port) {
+                // No probe connection, so stats count only the test's own.
+                if listens_on(child.id(), port) {
                     return Server { child, port };
                 }
                 std::thread::sleep(Duration::from_millis(10));
