@@ -1,9 +1,10 @@
 //! The event loop: one thread, one mio `Poll`, every socket non-blocking.
 //!
-//! Each turn: run the engine's due timers, drive any connection that was
-//! answered out of turn (a woken reserve), then sleep in `poll` until the
-//! next socket event or the next timer, whichever is first. An idle server
-//! therefore sleeps until its next deadline and uses no CPU.
+//! Each turn: sleep in `poll` until the next socket event or the next
+//! timer, whichever is first; run the engine's due timers; handle the
+//! events; drive any connection that was answered out of turn (a woken
+//! reserve). An idle server therefore sleeps until its next deadline and
+//! uses no CPU.
 
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::binlog::Binlog;
+use crate::binlog::sync::SyncFailed;
 use crate::clock::Clock;
 use crate::conn::{Conn, Flow, OUTPUT_HIGH_WATER, Stream};
 use crate::engine::{Engine, Sink};
@@ -36,6 +38,29 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Stop reading from a connection blocked in reserve once this much input
 /// is buffered behind the reserve.
 const WAITING_INPUT_LIMIT: usize = 64 * 1024;
+
+/// The exit status after a failed fsync under -f0 (sysexits' EX_TEMPFAIL):
+/// the server stops rather than acknowledge what may not be on disk.
+pub const EXIT_SYNC_FAILED: i32 = 75;
+
+/// Why the loop stopped serving.
+#[derive(Debug)]
+pub enum ServeError {
+    /// `poll` itself failed.
+    Poll(io::Error),
+    /// An fsync failed while replies waited for it (-f0), or at the final
+    /// sync of a clean stop: the replies were not sent.
+    SyncFailed(SyncFailed),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Poll(e) => write!(f, "poll failed: {e}"),
+            ServeError::SyncFailed(e) => write!(f, "binlog {e}"),
+        }
+    }
+}
 
 /// Replies go straight into the connections' output buffers.
 struct Outputs<'a> {
@@ -77,6 +102,8 @@ pub struct Server {
     /// With -f0, replies to commands that wrote to the binlog wait for
     /// the fsync; then each connection's output is held from an offset.
     hold_replies: bool,
+    /// An fsync failed while replies waited for it: stop, sending none.
+    failed: Option<SyncFailed>,
 }
 
 impl Server {
@@ -110,6 +137,7 @@ impl Server {
             stopping: false,
             binlog,
             hold_replies,
+            failed: None,
         })
     }
 
@@ -117,8 +145,9 @@ impl Server {
         self.clock.now()
     }
 
-    /// Serves until SIGTERM or SIGINT.
-    pub fn run(&mut self) -> io::Result<()> {
+    /// Serves until SIGTERM or SIGINT, or until an fsync that replies wait
+    /// for fails.
+    pub fn run(&mut self) -> Result<(), ServeError> {
         let mut events = Events::with_capacity(1024);
         while !self.stopping {
             if let Some(b) = &mut self.binlog {
@@ -134,7 +163,7 @@ impl Server {
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(ServeError::Poll(e)),
             }
             // Timers first: a command that arrives after a deadline must
             // find that deadline's work done (a job whose TTR ran out is
@@ -153,7 +182,13 @@ impl Server {
                 match event.token() {
                     LISTENER => self.accept(),
                     SIGNALS => self.signals(),
-                    WAKER => self.synced(),
+                    WAKER => {
+                        self.synced();
+                        if let Some(failed) = self.failed.take() {
+                            // No more commands, and no held reply, goes out.
+                            return Err(ServeError::SyncFailed(failed));
+                        }
+                    }
                     Token(key) => {
                         if let Some(conn) = self.conns.get_mut(key) {
                             conn.readable(event.is_read_closed() || event.is_error());
@@ -167,8 +202,7 @@ impl Server {
                 return_free_memory();
             }
         }
-        self.shut_down();
-        Ok(())
+        self.shut_down().map_err(ServeError::SyncFailed)
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
@@ -385,7 +419,23 @@ impl Server {
     /// waited for it.
     fn synced(&mut self) {
         let Some(b) = &mut self.binlog else { return };
-        let synced = b.sync_completed();
+        let synced = match b.sync_completed() {
+            Ok(synced) => synced,
+            Err(failed) if self.hold_replies => {
+                error!(
+                    "binlog: {failed}; the replies that waited for it are not sent, as their changes may not be on disk: sprout stops (exit status {EXIT_SYNC_FAILED}) so that a restart recovers what the disk holds; check the disk (dmesg)"
+                );
+                self.failed = Some(failed);
+                return;
+            }
+            Err(failed) => {
+                error!(
+                    "binlog: {failed} ({} so far); the changes of the last -f interval may be lost in a power cut; check the disk (dmesg)",
+                    b.sync_failures()
+                );
+                b.synced()
+            }
+        };
         for (key, conn) in self.conns.iter_mut() {
             if conn.held.is_some_and(|(_, seq)| seq <= synced) {
                 conn.held = None;
@@ -434,15 +484,16 @@ impl Server {
         info!("closed connection {c}");
     }
 
-    fn shut_down(&mut self) {
-        // Everything written becomes durable before the last replies go.
-        if let Some(b) = &mut self.binlog {
-            b.close();
-        }
+    fn shut_down(&mut self) -> Result<(), SyncFailed> {
+        // Everything written becomes durable before the last replies go;
+        // if it cannot, the replies still held are not sent.
+        let durable = self.binlog.as_mut().map_or(Ok(()), Binlog::close);
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             if let Some(conn) = self.conns.get_mut(key) {
-                conn.held = None;
+                if durable.is_ok() {
+                    conn.held = None;
+                }
                 let _ = conn.flush();
             }
             self.close(key as ClientId);
@@ -453,6 +504,7 @@ impl Server {
             error!("could not remove unix socket {}: {e}", path.display());
         }
         info!("stopped");
+        durable
     }
 }
 

@@ -15,7 +15,7 @@ use sprout::binlog::{Binlog, SyncPolicy};
 use sprout::cli::{self, Args, MAX_JOB_SIZE_LIMIT, split_short_flags};
 use sprout::clock::{CLOCK_BASE, Clock};
 use sprout::engine::{Engine, ServerInfo};
-use sprout::event_loop::{Server, WAKER};
+use sprout::event_loop::{EXIT_SYNC_FAILED, ServeError, Server, WAKER};
 use sprout::listen;
 
 /// beanstalkd's exit status for bad usage.
@@ -103,9 +103,14 @@ fn main() {
     };
     info!("pid {}", std::process::id());
     listen::notify_ready();
-    if let Err(e) = server.run() {
-        error!("event loop failed: {e}");
-        exit(1);
+    match server.run() {
+        Ok(()) => {}
+        // Logged where it happened, with what to do.
+        Err(ServeError::SyncFailed(_)) => exit(EXIT_SYNC_FAILED),
+        Err(e) => {
+            error!("event loop failed: {e}");
+            exit(1);
+        }
     }
 }
 

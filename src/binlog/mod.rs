@@ -40,7 +40,7 @@ use crate::job::{JobKey, NANOS_PER_SEC, Nanos};
 use crate::journal::{FileNo, Image, Journal, JournalError, JournalStats, LoggedState};
 use files::OpenError;
 use record::{DiskState, HEADER_SIZE, JobRec, SHORT_SIZE};
-use sync::{Request, Syncer};
+use sync::{Request, SyncFailed, Syncer};
 
 const SHORT: u64 = SHORT_SIZE as u64;
 /// Bytes of a fresh file not available for records: header and id record.
@@ -104,6 +104,8 @@ pub struct Binlog {
     requested: u64,
     synced: u64,
     last_sync: Instant,
+    /// fsyncs that failed since start.
+    sync_failures: u64,
 }
 
 /// A recovered binlog, ready to hand its jobs to the engine.
@@ -189,6 +191,7 @@ impl Binlog {
             requested: 0,
             synced: 0,
             last_sync: Instant::now(),
+            sync_failures: 0,
         };
         for (no, size) in sizes {
             if replayed.read.contains(&no) {
@@ -555,36 +558,62 @@ impl Binlog {
         true
     }
 
-    /// Takes in the sync thread's reports; returns the records now durable.
-    pub fn sync_completed(&mut self) -> u64 {
-        if let Some(seq) = self.syncer.as_ref().and_then(|s| s.completed()) {
-            self.synced = self.synced.max(seq);
+    /// Takes in the sync thread's reports; returns the records now durable,
+    /// or the failure of an fsync. After a failure the records it covered
+    /// are counted as done with (so that syncing goes on), not as durable:
+    /// what to do about the replies that waited for them is the caller's.
+    pub fn sync_completed(&mut self) -> Result<u64, SyncFailed> {
+        let Some(syncer) = &self.syncer else {
+            return Ok(self.synced());
+        };
+        match syncer.completed() {
+            Ok(Some(seq)) => self.synced = self.synced.max(seq),
+            Ok(None) => {}
+            Err(failed) => {
+                self.sync_failures += 1;
+                self.synced = self.requested;
+                return Err(failed);
+            }
         }
-        self.synced()
+        Ok(self.synced())
+    }
+
+    /// fsyncs that failed since start.
+    pub fn sync_failures(&self) -> u64 {
+        self.sync_failures
     }
 
     /// A clean stop: everything written is made durable, the current file
-    /// is trimmed, and unused spares are removed.
-    pub fn close(&mut self) {
+    /// is trimmed, and unused spares are removed. Fails if an fsync did
+    /// (this one, or one still being reported).
+    pub fn close(&mut self) -> Result<(), SyncFailed> {
+        let mut outcome = Ok(());
+        if let Some(mut s) = self.syncer.take() {
+            outcome = s.finish().map(drop);
+        }
         if let Some(cur) = &self.cur {
             if self.policy != SyncPolicy::Never
-                && let Err(e) = cur.file.sync_data()
+                && let Err(error) = cur.file.sync_data()
             {
-                error!(
-                    "binlog: final fsync failed: {e}; the last changes may not be on disk; check the disk"
-                );
+                outcome = outcome.and(Err(SyncFailed {
+                    retired: false,
+                    error,
+                }));
             }
             if let Err(e) = cur.file.set_len(cur.off) {
                 warn!("binlog: cannot trim binlog.{}: {e}", cur.no);
             }
         }
-        if let Some(mut s) = self.syncer.take() {
-            s.finish();
-        }
         for s in self.spares.drain(..) {
             let _ = std::fs::remove_file(files::path_of(&self.dir, s.no));
         }
-        self.synced = self.written;
+        if let Err(e) = &outcome {
+            self.sync_failures += 1;
+            error!("binlog: {e}; the last changes may not be on disk; check the disk");
+        } else {
+            self.synced = self.written;
+        }
+        outcome
     }
 
     /// Deletes leading files that no live job calls home.
@@ -729,7 +758,7 @@ mod tests {
         let mut one = image(1, 0);
         one.home = 1;
         b.delete(&one, NOW).expect("delete");
-        b.close();
+        b.close().expect("close");
         drop(b);
         let files: Vec<(FileNo, Vec<u8>)> = files::list(&dir)
             .expect("list")

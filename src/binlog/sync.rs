@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use log::warn;
 
 /// Work for the thread, done in the order sent.
 pub enum Request {
@@ -17,14 +16,37 @@ pub enum Request {
     Retire { file: Arc<File> },
 }
 
+/// An fsync that failed. After one, the kernel may have dropped the pages
+/// it could not write and marked them clean, so a retried fsync can report
+/// success for data that is gone (PostgreSQL's lesson): what was written
+/// before it cannot be called durable.
+#[derive(Debug)]
+pub struct SyncFailed {
+    /// The fsync of a file the writer had left (else of the current one).
+    pub retired: bool,
+    pub error: std::io::Error,
+}
+
+impl std::fmt::Display for SyncFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let which = if self.retired {
+            "a finished"
+        } else {
+            "the current"
+        };
+        write!(f, "fsync of {which} binlog file failed: {}", self.error)
+    }
+}
+
 pub struct Syncer {
     tx: Option<Sender<Request>>,
-    done: Receiver<u64>,
+    done: Receiver<Result<u64, SyncFailed>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Syncer {
-    /// Starts the thread; `wake` is called after every completed sync.
+    /// Starts the thread; `wake` is called after every completed or failed
+    /// sync.
     pub fn start(wake: impl Fn() + Send + 'static) -> std::io::Result<Syncer> {
         let (tx, rx) = unbounded::<Request>();
         let (done_tx, done) = unbounded();
@@ -32,22 +54,25 @@ impl Syncer {
             .name("binlog-sync".into())
             .spawn(move || {
                 for req in rx {
-                    match req {
+                    let report = match req {
                         Request::Sync { file, seq } => {
-                            if let Err(e) = file.sync_data() {
-                                warn!("binlog fsync failed: {e}; recent changes may be lost in a power cut; check the disk");
-                            }
-                            if done_tx.send(seq).is_err() {
-                                return;
-                            }
-                            wake();
+                            file.sync_data().map(|()| seq).map_err(|error| SyncFailed {
+                                retired: false,
+                                error,
+                            })
                         }
-                        Request::Retire { file } => {
-                            if let Err(e) = file.sync_all() {
-                                warn!("binlog fsync of a finished file failed: {e}; its changes may be lost in a power cut; check the disk");
-                            }
-                        }
+                        Request::Retire { file } => match file.sync_all() {
+                            Ok(()) => continue,
+                            Err(error) => Err(SyncFailed {
+                                retired: true,
+                                error,
+                            }),
+                        },
+                    };
+                    if done_tx.send(report).is_err() {
+                        return;
                     }
+                    wake();
                 }
             })?;
         Ok(Syncer {
@@ -64,13 +89,19 @@ impl Syncer {
         }
     }
 
-    /// The highest sequence number reported synced since the last call.
-    pub fn completed(&self) -> Option<u64> {
-        self.done.try_iter().max()
+    /// The highest sequence number reported synced since the last call, or
+    /// the first failure reported since then (reports are in order, so a
+    /// sync reported after a failure does not make the failure good).
+    pub fn completed(&self) -> Result<Option<u64>, SyncFailed> {
+        let mut best = None;
+        for report in self.done.try_iter() {
+            best = best.max(Some(report?));
+        }
+        Ok(best)
     }
 
     /// Finishes every request sent, and stops the thread.
-    pub fn finish(&mut self) -> Option<u64> {
+    pub fn finish(&mut self) -> Result<Option<u64>, SyncFailed> {
         self.tx = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -81,6 +112,6 @@ impl Syncer {
 
 impl Drop for Syncer {
     fn drop(&mut self) {
-        self.finish();
+        let _ = self.finish();
     }
 }

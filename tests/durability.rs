@@ -1,0 +1,134 @@
+//! No acknowledgement without durability: the real binary with fsync made
+//! to fail by an LD_PRELOAD shim (tests/shim/failing_fsync.c, built here
+//! with cc). While its flag file exists, fsync and fdatasync fail with EIO
+//! and what was written since the descriptor's last good sync is lost
+//! (zeroed), as pages whose writeback failed are.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Server, TempDir, put, sprout_bin};
+
+/// The shim, built into a directory of its own, and its flag file.
+struct Shim {
+    dir: TempDir,
+}
+
+impl Shim {
+    fn build() -> Shim {
+        let dir = TempDir::new("shim");
+        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/shim/failing_fsync.c");
+        let out = Command::new("cc")
+            .args(["-shared", "-fPIC", "-O1", "-o"])
+            .arg(dir.0.join("failing_fsync.so"))
+            .arg(&src)
+            .arg("-ldl")
+            .output()
+            .expect("cc (needed to build Rust) builds the fsync shim");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Shim { dir }
+    }
+
+    fn flag(&self) -> PathBuf {
+        self.dir.0.join("fail-now")
+    }
+
+    /// Starts sprout with the shim preloaded and its log kept.
+    fn start(&self, args: &[&str]) -> Server {
+        let log = std::fs::File::create(self.dir.0.join("log")).unwrap();
+        Server::start_with(sprout_bin(), args, |cmd| {
+            cmd.env("LD_PRELOAD", self.dir.0.join("failing_fsync.so"))
+                .env("FAILING_FSYNC_FLAG", self.flag())
+                .stderr(log.try_clone().unwrap());
+        })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("log")).unwrap_or_default()
+    }
+}
+
+#[test]
+fn with_f0_a_failed_fsync_is_never_acknowledged() {
+    let shim = Shim::build();
+    let dir = TempDir::new("fsyncfail");
+    let mut s = shim.start(&["-b", dir.arg(), "-f", "0"]);
+    let mut c = s.connect();
+    // Acknowledged while the disk works.
+    let kept = put(&mut c, 0, 0, 60, b"kept");
+    let gone = put(&mut c, 0, 0, 60, b"gone");
+    c.expect(format!("delete {gone}\r\n"), "DELETED\r\n");
+    let mut other = s.connect();
+    c.expect(
+        format!("reserve-job {kept}\r\n"),
+        format!("RESERVED {kept} 4\r\nkept\r\n"),
+    );
+    c.expect(format!("bury {kept} 7\r\n"), "BURIED\r\n");
+
+    // The disk fails: a put is written, its fsync fails, and no reply
+    // comes; the server stops rather than acknowledge it, and the other
+    // connection is closed too.
+    std::fs::write(shim.flag(), b"").unwrap();
+    c.send("put 0 0 60 4\r\nlost\r\n");
+    c.expect_closed();
+    other.expect_closed();
+    let status = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("sprout stopped");
+    assert_eq!(status.code(), Some(75), "{}", shim.log());
+    let log = shim.log();
+    assert!(
+        log.contains("fsync of the current binlog file failed")
+            && log.contains("the replies that waited for it are not sent")
+            && log.contains("check the disk"),
+        "{log}"
+    );
+
+    // A restart (the disk works again) shows every acknowledged change.
+    std::fs::remove_file(shim.flag()).unwrap();
+    let s = Server::start(&["-b", dir.arg()]);
+    let mut c = s.connect();
+    let job = c.yaml(&format!("stats-job {kept}"));
+    assert_eq!(
+        (job["state"].as_str(), job["pri"].as_str()),
+        ("buried", "7")
+    );
+    c.expect(format!("peek {gone}\r\n"), "NOT_FOUND\r\n");
+    // The put that was never acknowledged was lost with its page.
+    c.expect(format!("peek {}\r\n", gone + 1), "NOT_FOUND\r\n");
+    assert_eq!(c.stat("stats", "current-jobs-buried"), "1");
+}
+
+#[test]
+fn a_failed_final_fsync_sends_no_held_reply() {
+    // SIGTERM syncs before the last replies go; if that sync fails, the
+    // replies that waited for it stay unsent.
+    let shim = Shim::build();
+    let dir = TempDir::new("fsyncfinal");
+    let mut s = shim.start(&["-b", dir.arg(), "-f", "0"]);
+    let mut c = s.connect();
+    let kept = put(&mut c, 0, 0, 60, b"kept");
+    std::fs::write(shim.flag(), b"").unwrap();
+    c.send("put 0 0 60 4\r\nlost\r\n");
+    s.signal(libc::SIGTERM);
+    c.expect_closed();
+    let status = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("sprout stopped");
+    assert_eq!(status.code(), Some(75), "{}", shim.log());
+    std::fs::remove_file(shim.flag()).unwrap();
+    let s = Server::start(&["-b", dir.arg()]);
+    let mut c = s.connect();
+    c.expect(
+        format!("peek {kept}\r\n"),
+        format!("FOUND {kept} 4\r\nkept\r\n"),
+    );
+    c.expect(format!("peek {}\r\n", kept + 1), "NOT_FOUND\r\n");
+}
