@@ -10,7 +10,11 @@
 //! the same phase, modulo one second, as some command. Commands are sent in
 //! short bursts, each at a phase no earlier burst used; a command therefore
 //! never lands within milliseconds of a deadline, and the two servers, which
-//! receive each command microseconds apart, see the same state.
+//! receive each command microseconds apart, see the same state. The plan is
+//! checked against the clock at every send: a test thread that woke late
+//! (a loaded machine) could otherwise land a burst on a used phase, so no
+//! command goes out within [`GUARD`] of a whole number of seconds after an
+//! earlier one.
 //!
 //! `SPROUT_DIFF_SEEDS` (default 10) seeds run from `SPROUT_DIFF_FIRST_SEED`
 //! (default 1); `SPROUT_DIFF_STEPS` commands each (default 300). A failure
@@ -67,6 +71,11 @@ const SLOTS: u64 = 50;
 const SLOT: Duration = Duration::from_millis(1000 / SLOTS);
 /// How long a burst may run inside its slot.
 const BURST: Duration = Duration::from_millis(12);
+/// How close (mod 1 s) to an earlier command's phase no command is sent.
+const GUARD: Duration = Duration::from_millis(6);
+/// How long after a command its timers may still run out (2 s at most,
+/// chained).
+const TIMERS_END: Duration = Duration::from_secs(5);
 /// How long to wait before deciding a reserve is blocked.
 const BLOCK_PROBE: Duration = Duration::from_millis(15);
 
@@ -173,6 +182,8 @@ struct Session {
     log: Vec<String>,
     seed: u64,
     t0: Instant,
+    /// When recent commands were sent (for [`Session::near_a_deadline`]).
+    sent: std::collections::VecDeque<Instant>,
 }
 
 fn normalise(reply: &[u8], yaml_cmd: bool) -> String {
@@ -250,6 +261,7 @@ impl Session {
             let (ours, theirs) = &mut self.conns[c];
             ours.s.write_all(bytes).expect("send to sprout");
             theirs.s.write_all(bytes).expect("send to beanstalkd");
+            self.sent.push_back(Instant::now());
         }
         let wait = if may_block {
             BLOCK_PROBE
@@ -295,6 +307,24 @@ impl Session {
     }
 
     /// Collects late replies (woken reserves) from blocked connections.
+    /// Whether now is within GUARD of a whole number of seconds after an
+    /// earlier command, where one of its timers may run out.
+    fn near_a_deadline(&mut self) -> bool {
+        let now = Instant::now();
+        while self
+            .sent
+            .front()
+            .is_some_and(|&t| now.duration_since(t) > TIMERS_END)
+        {
+            self.sent.pop_front();
+        }
+        self.sent.iter().any(|&t| {
+            let dt = now.duration_since(t).as_micros() as i64;
+            let k = (dt + 500_000) / 1_000_000;
+            k >= 1 && (dt - k * 1_000_000).unsigned_abs() < GUARD.as_micros() as u64
+        })
+    }
+
     fn poll_blocked(&mut self) {
         for c in 0..self.conns.len() {
             if !self.blocked[c] {
@@ -492,6 +522,7 @@ fn run_seed(beanstalkd: &str, seed: u64, steps: usize) {
         log: Vec::new(),
         seed,
         t0: Instant::now(),
+        sent: Default::default(),
     };
     let start = Instant::now();
     // When each phase slot was last used, as a slot number.
@@ -514,7 +545,7 @@ fn run_seed(beanstalkd: &str, seed: u64, steps: usize) {
         let burst_start = Instant::now();
         let burst = 1 + s.rng.below(8);
         for _ in 0..burst {
-            if burst_start.elapsed() >= BURST || done >= steps {
+            if burst_start.elapsed() >= BURST || done >= steps || s.near_a_deadline() {
                 break;
             }
             let blocked_before = s.blocked.iter().filter(|b| **b).count();
