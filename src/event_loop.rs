@@ -429,11 +429,9 @@ impl Server {
                 return;
             }
             Err(failed) => {
-                error!(
-                    "binlog: {failed} ({} so far); the changes of the last -f interval may be lost in a power cut; check the disk (dmesg)",
-                    b.sync_failures()
-                );
-                b.synced()
+                let failures = b.sync_failures();
+                self.rewrite_after(failed, failures);
+                return;
             }
         };
         for (key, conn) in self.conns.iter_mut() {
@@ -441,6 +439,35 @@ impl Server {
                 conn.held = None;
                 self.woken.push(key as ClientId);
             }
+        }
+    }
+
+    /// -f MS: the replies went out before the fsync, so what they promised
+    /// is written again, fresh: every live job into a new file, synced
+    /// like any other write. Old files go once that is durable.
+    fn rewrite_after(&mut self, failed: SyncFailed, failures: u64) {
+        let Some(b) = &mut self.binlog else { return };
+        let fresh = b.start_over();
+        let now = self.now();
+        let unwritten = self.engine.relog_all(
+            now,
+            &mut Outputs {
+                conns: &mut self.conns,
+                woken: &mut self.woken,
+                binlog: self.binlog.as_mut(),
+            },
+        );
+        if let Some(b) = &mut self.binlog {
+            b.rewritten();
+        }
+        if fresh.is_err() || unwritten > 0 {
+            error!(
+                "binlog: {failed} ({failures} so far), and {unwritten} of the live jobs could not be written again (no room): they may be lost in a power cut; free disk space and check the disk (dmesg)"
+            );
+        } else {
+            error!(
+                "binlog: {failed} ({failures} so far); every live job was written again to a fresh file, to be synced in its place; check the disk (dmesg)"
+            );
         }
     }
 

@@ -1,8 +1,9 @@
 //! No acknowledgement without durability: the real binary with fsync made
 //! to fail by an LD_PRELOAD shim (tests/shim/failing_fsync.c, built here
-//! with cc). While its flag file exists, fsync and fdatasync fail with EIO
-//! and what was written since the descriptor's last good sync is lost
-//! (zeroed), as pages whose writeback failed are.
+//! with cc). Once its flag file exists, the next fsync or fdatasync takes
+//! the flag and fails with EIO, and what was written since the
+//! descriptor's last good sync is lost (zeroed), as pages whose writeback
+//! failed are.
 
 mod common;
 
@@ -92,7 +93,7 @@ fn with_f0_a_failed_fsync_is_never_acknowledged() {
     );
 
     // A restart (the disk works again) shows every acknowledged change.
-    std::fs::remove_file(shim.flag()).unwrap();
+    assert!(!shim.flag().exists(), "the shim failed an fsync");
     let s = Server::start(&["-b", dir.arg()]);
     let mut c = s.connect();
     let job = c.yaml(&format!("stats-job {kept}"));
@@ -123,7 +124,7 @@ fn a_failed_final_fsync_sends_no_held_reply() {
         .wait_exit(Duration::from_secs(10))
         .expect("sprout stopped");
     assert_eq!(status.code(), Some(75), "{}", shim.log());
-    std::fs::remove_file(shim.flag()).unwrap();
+    assert!(!shim.flag().exists(), "the shim failed an fsync");
     let s = Server::start(&["-b", dir.arg()]);
     let mut c = s.connect();
     c.expect(
@@ -131,4 +132,57 @@ fn a_failed_final_fsync_sends_no_held_reply() {
         format!("FOUND {kept} 4\r\nkept\r\n"),
     );
     c.expect(format!("peek {}\r\n", kept + 1), "NOT_FOUND\r\n");
+}
+
+#[test]
+fn with_f_ms_a_failed_fsync_is_written_again_fresh() {
+    // With -f 50 replies go out before the fsync; when it fails, what they
+    // promised is written again to a fresh file and synced there, and the
+    // old files go only once that is durable.
+    let shim = Shim::build();
+    let dir = TempDir::new("fsyncagain");
+    let mut s = shim.start(&["-b", dir.arg(), "-f", "50"]);
+    let mut c = s.connect();
+    let a = put(&mut c, 3, 0, 60, b"before");
+    let d = put(&mut c, 0, 0, 60, b"deleted");
+    c.expect(format!("delete {d}\r\n"), "DELETED\r\n");
+    std::fs::write(shim.flag(), b"").unwrap();
+    // Written after the flag: its fsync fails and loses it on disk.
+    let b = put(&mut c, 5, 0, 60, b"during");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while shim.flag().exists() {
+        assert!(std::time::Instant::now() < deadline, "no fsync failed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let after = put(&mut c, 7, 0, 60, b"after");
+    // A clean stop: its final fsync succeeds.
+    s.signal(libc::SIGTERM);
+    let status = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("sprout stopped");
+    assert_eq!(status.code(), Some(0), "{}", shim.log());
+    let log = shim.log();
+    assert!(
+        log.contains("fsync of the current binlog file failed")
+            && log.contains("(1 so far); every live job was written again to a fresh file"),
+        "{log}"
+    );
+
+    // Every acknowledged job once, with its body and priority; the deleted
+    // one stays deleted.
+    let s = Server::start(&["-b", dir.arg()]);
+    let mut c = s.connect();
+    for (id, pri, body) in [
+        (a, "3", "before"),
+        (b, "5", "during"),
+        (after, "7", "after"),
+    ] {
+        c.expect(
+            format!("peek {id}\r\n"),
+            format!("FOUND {id} {}\r\n{body}\r\n", body.len()),
+        );
+        assert_eq!(c.stat(&format!("stats-job {id}"), "pri"), pri);
+    }
+    c.expect(format!("peek {d}\r\n"), "NOT_FOUND\r\n");
+    assert_eq!(c.stat("stats", "current-jobs-ready"), "3");
 }

@@ -106,6 +106,9 @@ pub struct Binlog {
     last_sync: Instant,
     /// fsyncs that failed since start.
     sync_failures: u64,
+    /// No file is deleted until this many records are durable (set after
+    /// the jobs were rewritten following a failed fsync).
+    keep_files_until: u64,
 }
 
 /// A recovered binlog, ready to hand its jobs to the engine.
@@ -192,6 +195,7 @@ impl Binlog {
             synced: 0,
             last_sync: Instant::now(),
             sync_failures: 0,
+            keep_files_until: 0,
         };
         for (no, size) in sizes {
             if replayed.read.contains(&no) {
@@ -559,19 +563,26 @@ impl Binlog {
     }
 
     /// Takes in the sync thread's reports; returns the records now durable,
-    /// or the failure of an fsync. After a failure the records it covered
-    /// are counted as done with (so that syncing goes on), not as durable:
-    /// what to do about the replies that waited for them is the caller's.
+    /// or the failure of an fsync. After a failure nothing more counts as
+    /// durable until a later fsync succeeds (one is due at once); what to
+    /// do about what was written is the caller's (see [`start_over`]).
+    ///
+    /// [`start_over`]: Self::start_over
     pub fn sync_completed(&mut self) -> Result<u64, SyncFailed> {
         let Some(syncer) = &self.syncer else {
             return Ok(self.synced());
         };
         match syncer.completed() {
-            Ok(Some(seq)) => self.synced = self.synced.max(seq),
+            Ok(Some(seq)) => {
+                self.synced = self.synced.max(seq);
+                self.collect();
+            }
             Ok(None) => {}
             Err(failed) => {
                 self.sync_failures += 1;
-                self.synced = self.requested;
+                // As if never asked: the next fsync is due, and only its
+                // success moves `synced` on.
+                self.requested = self.synced;
                 return Err(failed);
             }
         }
@@ -581,6 +592,23 @@ impl Binlog {
     /// fsyncs that failed since start.
     pub fn sync_failures(&self) -> u64 {
         self.sync_failures
+    }
+
+    /// After a failed fsync, nothing written since the last good one can be
+    /// trusted to be on disk, and a retried fsync proves nothing. Leaves
+    /// the current file for a fresh one, into which the caller rewrites
+    /// every live job ([`Journal::migrate`]); the old files go once those
+    /// records are durable, and with them the records of jobs deleted
+    /// since, so no deleted job comes back.
+    pub fn start_over(&mut self) -> Result<(), JournalError> {
+        self.keep_files_until = u64::MAX; // until the rewrite is done
+        self.rotate()
+    }
+
+    /// The rewrite after [`start_over`](Self::start_over) is written: old
+    /// files may go once it is durable.
+    pub fn rewritten(&mut self) {
+        self.keep_files_until = self.written;
     }
 
     /// A clean stop: everything written is made durable, the current file
@@ -612,12 +640,20 @@ impl Binlog {
             error!("binlog: {e}; the last changes may not be on disk; check the disk");
         } else {
             self.synced = self.written;
+            // Files whose jobs moved on can go now that the moves are on
+            // disk (after a failed fsync, that is every file but the last).
+            self.collect();
         }
         outcome
     }
 
-    /// Deletes leading files that no live job calls home.
+    /// Deletes leading files that no live job calls home; none while the
+    /// jobs rewritten after a failed fsync are not yet durable, as the old
+    /// files may hold their only copy on disk.
     fn collect(&mut self) {
+        if self.synced() < self.keep_files_until {
+            return;
+        }
         let cur = self.cur.as_ref().map_or(FileNo::MAX, |c| c.no);
         while let Some((&no, f)) = self.files.first_key_value() {
             if no >= cur || f.refs > 0 || self.spares.iter().any(|s| s.no == no) {

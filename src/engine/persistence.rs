@@ -93,6 +93,28 @@ impl Engine {
         }
     }
 
+    /// Rewrites every live job in full into the journal's current file,
+    /// after a failed fsync made what was written before untrustworthy
+    /// (see `Binlog::start_over`). Returns how many jobs could not be
+    /// written (no room on disk).
+    pub fn relog_all(&mut self, now: Nanos, sink: &mut impl Sink) -> usize {
+        let Some(journal) = sink.journal() else {
+            return 0;
+        };
+        let keys: Vec<JobKey> = self.jobs.iter().map(|(k, _)| k as JobKey).collect();
+        let mut unwritten = 0;
+        for key in keys {
+            let job = &self.jobs[key as usize];
+            let img = self.image(key);
+            let name = &self.tubes.slab[job.tube as usize].name;
+            match journal.migrate(&img, name, self.bodies.get(job.body), now) {
+                Ok(home) => self.set_home(key, home),
+                Err(_) => unwritten += 1,
+            }
+        }
+        unwritten
+    }
+
     /// The binlog file holding the job's newest full record (0: none).
     pub(crate) fn home(&self, key: JobKey) -> FileNo {
         self.homes.get(key as usize).copied().unwrap_or(0)

@@ -1,8 +1,9 @@
-/* An LD_PRELOAD shim for tests/binlog.rs: fsync and fdatasync fail with EIO
- * while the file named by $FAILING_FSYNC_FLAG exists, and then, as a disk
- * whose writeback failed would, lose what was written to that descriptor
- * since its last successful sync (the ranges are overwritten with zeros).
- * Everything else passes through. Built by the test with cc. */
+/* An LD_PRELOAD shim for tests/durability.rs: when the file named by
+ * $FAILING_FSYNC_FLAG exists, the next fsync or fdatasync removes it and
+ * fails with EIO, and, as a disk whose writeback failed would, loses what
+ * was written to that descriptor since its last successful sync (the
+ * ranges are overwritten with zeros). Everything else passes through.
+ * Built by the test with cc. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -32,9 +33,10 @@ static void init(void) {
     }
 }
 
+/* One failure per flag: the flag is taken as the failure happens. */
 static int failing(void) {
     const char *flag = getenv("FAILING_FSYNC_FLAG");
-    return flag && access(flag, F_OK) == 0;
+    return flag && unlink(flag) == 0;
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) {
