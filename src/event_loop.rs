@@ -35,6 +35,25 @@ const READ_CHUNK: usize = 64 * 1024;
 const READS_PER_TURN: usize = 16;
 /// How long to stop accepting after running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Descriptors kept back from connections: stdio, the poll, the listener,
+/// the signal pipe and waker, and the binlog's lock, current, spare and
+/// retiring files.
+pub const RESERVED_FDS: u64 = 16;
+
+/// How many connections fit in the open-file limit, less what the server
+/// itself needs. At the ceiling a new connection is refused at once, so a
+/// client hears no, instead of waiting in the backlog for a descriptor.
+pub fn connection_ceiling() -> usize {
+    // SAFETY: getrlimit only writes into the struct we pass.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    };
+    soft.saturating_sub(RESERVED_FDS)
+        .clamp(1, usize::MAX as u64) as usize
+}
 /// Stop reading from a connection blocked in reserve once this much input
 /// is buffered behind the reserve.
 const WAITING_INPUT_LIMIT: usize = 64 * 1024;
@@ -97,6 +116,11 @@ pub struct Server {
     /// Set from the first failed accept until one succeeds again, so an
     /// operator gets one warning per episode, not ten a second.
     accept_failing: bool,
+    /// Most connections served at once ([`connection_ceiling`]).
+    ceiling: usize,
+    /// Set while connections are being refused at the ceiling (one warning
+    /// per episode).
+    refusing: bool,
     stopping: bool,
     binlog: Option<Binlog>,
     /// With -f0, replies to commands that wrote to the binlog wait for
@@ -134,6 +158,8 @@ impl Server {
             woken: Vec::new(),
             accept_paused_until: None,
             accept_failing: false,
+            ceiling: connection_ceiling(),
+            refusing: false,
             stopping: false,
             binlog,
             hold_replies,
@@ -259,7 +285,14 @@ impl Server {
                 info!("accepting connections again");
             }
             match accepted {
-                Ok((stream, peer)) => self.add_conn(stream, peer),
+                Ok((stream, peer)) if self.conns.len() >= self.ceiling => self.refuse(stream, peer),
+                Ok((stream, peer)) => {
+                    if self.refusing {
+                        self.refusing = false;
+                        info!("below the connection ceiling again: accepting connections");
+                    }
+                    self.add_conn(stream, peer)
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
@@ -279,6 +312,25 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// At the ceiling: the client is told OUT_OF_MEMORY, as for any other
+    /// lack of resources, and the connection is closed.
+    fn refuse(&mut self, mut stream: Stream, peer: String) {
+        if !self.refusing {
+            self.refusing = true;
+            warn!(
+                "{} connections, the most the open-file limit allows (less {RESERVED_FDS} for the server): refusing new ones with OUT_OF_MEMORY until some close; raise the limit (LimitNOFILE, ulimit -n) for more",
+                self.conns.len()
+            );
+        }
+        debug!("refused connection from {peer}: at the connection ceiling");
+        // A fresh socket's buffer has room for one short line. Input already
+        // sent is read first, so that the close is a FIN, not a reset that
+        // could discard the line.
+        let mut input = [0u8; 4096];
+        let _ = std::io::Read::read(&mut stream, &mut input);
+        let _ = std::io::Write::write(&mut stream, b"OUT_OF_MEMORY\r\n");
     }
 
     fn add_conn(&mut self, mut stream: Stream, peer: String) {

@@ -1,25 +1,21 @@
-//! How sprout behaves at the edges of its resources: out of file
-//! descriptors, and idle.
+//! How sprout behaves at the edges of its resources: at its connection
+//! ceiling, with many connections, and idle.
 
 mod common;
 
 use common::{Client, Server};
 use std::os::unix::process::CommandExt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// With the descriptor limit reached, accept fails (EMFILE). The server
-/// must keep serving the connections it has, must not spin on the listener,
-/// and must take the waiting connections once descriptors free up.
-#[test]
-fn out_of_descriptors_backs_off_and_recovers() {
-    const LIMIT: u64 = 32;
-    let s = Server::start_with(common::sprout_bin(), &[], |cmd| {
+/// Starts sprout with an open-file limit of `limit`.
+fn start_with_fd_limit(limit: u64) -> Server {
+    Server::start_with(common::sprout_bin(), &[], move |cmd| {
         // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 let lim = libc::rlimit {
-                    rlim_cur: LIMIT,
-                    rlim_max: LIMIT,
+                    rlim_cur: limit,
+                    rlim_max: limit,
                 };
                 if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
                     return Err(std::io::Error::last_os_error());
@@ -27,21 +23,45 @@ fn out_of_descriptors_backs_off_and_recovers() {
                 Ok(())
             });
         }
-    });
+    })
+}
+
+/// Waits (bounded) until the server counts `n` connections.
+fn wait_for_connections(c: &mut Client, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now: usize = c.stat("stats", "current-connections").parse().unwrap();
+        if now == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{now} connections, not {n}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// At the connection ceiling (the open-file limit less what the server
+/// keeps for itself), a new client hears OUT_OF_MEMORY and is closed at
+/// once: a refusal, never a wait in the backlog. The clients it has are
+/// served, the listener is not spun on, and once some leave, new clients
+/// are taken again.
+#[test]
+fn at_the_connection_ceiling_new_clients_are_refused_at_once() {
+    const LIMIT: u64 = 48;
+    let ceiling = (LIMIT - sprout::event_loop::RESERVED_FDS) as usize;
+    let s = start_with_fd_limit(LIMIT);
     let mut first = s.connect();
     first.expect("use t\r\n", "USING t\r\n");
-    // More clients than descriptors: the kernel completes the handshakes,
-    // the server cannot accept them all.
+    // Accepted in the order they connect: the first fill the ceiling.
     let mut flood: Vec<Client> = (0..2 * LIMIT).map(|_| s.connect()).collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let served: u64 = first
-        .stat("stats", "current-connections")
-        .parse()
-        .expect("a number");
-    assert!(
-        served < 1 + 2 * LIMIT,
-        "all {served} accepted under the limit"
-    );
+    let refused = flood.split_off(ceiling - 1);
+    for mut c in refused {
+        assert_eq!(c.reply(), b"OUT_OF_MEMORY\r\n");
+        c.expect_closed();
+    }
+    wait_for_connections(&mut first, ceiling);
+    for c in flood.iter_mut() {
+        c.expect("list-tube-used\r\n", "USING default\r\n");
+    }
 
     // Existing connections are still served, and the listener is not spun on.
     let cpu = s.cpu_time();
@@ -52,17 +72,51 @@ fn out_of_descriptors_backs_off_and_recovers() {
     let spent = s.cpu_time() - cpu;
     assert!(
         spent < Duration::from_millis(500),
-        "server used {spent:?} of CPU in 1 s while out of descriptors"
+        "server used {spent:?} of CPU in 1 s at the ceiling"
     );
 
-    // Free descriptors (the server holds fewer than LIMIT connections, so
-    // LIMIT / 2 clients fit): every client left, including those that
-    // waited in the backlog, is served.
-    flood.drain(..(3 * LIMIT / 2) as usize);
-    for c in flood.iter_mut() {
+    // Some leave: as many new clients are taken, and the next is refused.
+    flood.drain(..4);
+    wait_for_connections(&mut first, ceiling - 4);
+    let mut again: Vec<Client> = (0..4).map(|_| s.connect()).collect();
+    for c in again.iter_mut() {
         c.expect("list-tube-used\r\n", "USING default\r\n");
     }
+    let mut over = s.connect();
+    assert_eq!(over.reply(), b"OUT_OF_MEMORY\r\n");
+    over.expect_closed();
     first.expect("list-tube-used\r\n", "USING t\r\n");
+}
+
+/// 10,000 clients at once, each served.
+#[test]
+fn ten_thousand_connections_are_held_at_once() {
+    const CLIENTS: usize = 10_000;
+    // This test process holds the clients' ends: raise its own soft limit.
+    // SAFETY: getrlimit/setrlimit on our own process.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        assert!(
+            lim.rlim_max >= CLIENTS as u64 + 200,
+            "the hard open-file limit ({}) is too low for this test",
+            lim.rlim_max
+        );
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    let s = start_with_fd_limit(CLIENTS as u64 + 100);
+    let mut clients: Vec<Client> = (0..CLIENTS).map(|_| s.connect()).collect();
+    let mut watcher = s.connect();
+    wait_for_connections(&mut watcher, CLIENTS + 1);
+    // Every one of them is served: each asks, then each reads its answer.
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(format!("use t{}\r\n", i % 7));
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_eq!(c.reply(), format!("USING t{}\r\n", i % 7).as_bytes());
+    }
+    assert_eq!(watcher.stat("stats", "current-tubes"), "8");
 }
 
 /// An idle server sleeps until its next deadline, even with a waiting
