@@ -63,6 +63,10 @@ pub struct Args {
     /// print the version and exit
     #[argh(switch, short = 'v')]
     pub version: bool,
+
+    /// refuse puts (OUT_OF_MEMORY) while the jobs held take BYTES or more
+    #[argh(option)]
+    pub max_memory: Option<u64>,
 }
 
 /// The help text, laid out as beanstalkd's `-h` (which operators and
@@ -88,19 +92,40 @@ Options:
  -v       show version information
  -V       increase verbosity (-VV logs every command)
  -h       show this help
+
+Options beanstalkd does not have:
+ --max-memory BYTES  refuse puts with OUT_OF_MEMORY while the jobs held take
+          BYTES or more (each job counts its body and 84 bytes; off by default)
 "
 }
 
 /// Flags that take a value.
 const VALUED: &[u8] = b"bflpuzs";
+/// Long options that take a value.
+const VALUED_LONG: &[&str] = &["--max-memory"];
 
-/// Splits `-VFV` into `-V -F -V` and `-p11300` into `-p 11300`, stopping at
-/// the first argument that is not a short flag, like getopt.
+/// Splits `-VFV` into `-V -F -V` and `-p11300` into `-p 11300`, and
+/// `--long=value` into `--long value`, stopping at the first argument that
+/// is not a flag (or at `--`), like getopt_long.
 pub fn split_short_flags(args: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         let bytes = arg.as_bytes();
+        if arg.starts_with("--") && arg.len() > 2 && arg != "--help" {
+            match arg.split_once('=') {
+                Some((name, value)) => out.extend([name.to_string(), value.to_string()]),
+                None => {
+                    out.push(arg.clone());
+                    if VALUED_LONG.contains(&arg.as_str())
+                        && let Some(value) = rest.next()
+                    {
+                        out.push(value.clone());
+                    }
+                }
+            }
+            continue;
+        }
         if bytes.len() < 2 || bytes[0] != b'-' || bytes[1] == b'-' {
             out.push(arg.clone());
             out.extend(rest.cloned());
@@ -145,6 +170,25 @@ mod tests {
         assert_eq!(split(&["stray", "-V"]), ["stray", "-V"]);
         assert_eq!(split(&["--help"]), ["--help"]);
         assert_eq!(split(&["-Vh"]), ["-V", "--help"]);
+        // Long options do not end the short ones, with or without `=`.
+        assert_eq!(
+            split(&["--max-memory", "100", "-p11300", "--max-memory=5", "-VV"]),
+            [
+                "--max-memory",
+                "100",
+                "-p",
+                "11300",
+                "--max-memory",
+                "5",
+                "-V",
+                "-V"
+            ]
+        );
+        assert_eq!(split(&["--", "-V"]), ["--", "-V"]);
+        let argv = split(&["-p1", "--max-memory=1000"]);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let a = Args::from_args(&["sprout"], &argv).expect("parses");
+        assert_eq!((a.port, a.max_memory), (1, Some(1000)));
     }
 
     #[test]

@@ -300,6 +300,14 @@ fn command(
             bytes,
         }) => {
             engine.count(Op::Put);
+            if !engine.has_room_for_put() {
+                // --max-memory: the body is not kept, nor its id taken.
+                *want = Want::Skip {
+                    left: bytes as u64 + 2,
+                    then: Some(b"OUT_OF_MEMORY\r\n"),
+                };
+                return None;
+            }
             let id = engine.begin_put(c);
             let need = bytes as usize + 2;
             *want = Want::Body {

@@ -78,6 +78,7 @@ fn main() {
         server_info(args.binlog_size),
         CLOCK_BASE,
     );
+    engine.set_max_memory(args.max_memory);
     let poll = match Poll::new() {
         Ok(p) => p,
         Err(e) => {
@@ -172,6 +173,14 @@ fn open_binlog(
         );
     }
     info!("{}: recovered {count} jobs", dir.display());
+    if let Some(max) = args.max_memory
+        && engine.job_memory_used() >= max
+    {
+        warn!(
+            "the {count} recovered jobs take {} bytes, --max-memory is {max}: puts are refused until deletes bring them under it",
+            engine.job_memory_used()
+        );
+    }
     binlog
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Client, Server};
+use common::{Client, Server, put, try_put};
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
@@ -140,4 +140,59 @@ fn idle_server_does_not_spin() {
         "idle server used {spent:?} of CPU in 2 s"
     );
     waiter.expect_silence(Duration::from_millis(10));
+}
+
+/// --max-memory: while the jobs take the limit or more, a put is answered
+/// OUT_OF_MEMORY (its body skipped, no id taken); everything else works,
+/// and puts go in again once deletes bring the jobs under the limit. Each
+/// job counts its body and 84 bytes (sprout --help).
+#[test]
+fn max_memory_refuses_puts_until_deletes_make_room() {
+    const PER_JOB: u64 = 1000 + 84;
+    // The 20th job crosses the limit; the 21st is refused.
+    let limit = 19 * PER_JOB + 1;
+    let s = Server::start(&["--max-memory", &limit.to_string()]);
+    let mut c = s.connect();
+    let body = [b'm'; 1000];
+    let mut ids = Vec::new();
+    loop {
+        let reply = try_put(&mut c, 0, 0, 60, &body);
+        if reply == "OUT_OF_MEMORY\r\n" {
+            break;
+        }
+        ids.push(
+            reply
+                .strip_prefix("INSERTED ")
+                .unwrap()
+                .trim_end()
+                .parse::<u64>()
+                .unwrap(),
+        );
+        assert!(ids.len() <= 20, "puts were not refused");
+    }
+    assert_eq!(ids.len(), 20);
+    // The refused body was skipped, a small put is refused too, and no id
+    // was used up.
+    assert_eq!(try_put(&mut c, 0, 0, 60, b"x"), "OUT_OF_MEMORY\r\n");
+    c.expect("list-tube-used\r\n", "USING default\r\n");
+    let first = ids[0];
+    c.expect(
+        format!("reserve-job {first}\r\n"),
+        format!("RESERVED {first} 1000\r\n{}\r\n", "m".repeat(1000)).as_str(),
+    );
+    c.expect(format!("bury {first} 1\r\n"), "BURIED\r\n");
+    c.expect("kick 1\r\n", "KICKED 1\r\n");
+    assert_eq!(c.stat("stats", "current-jobs-ready"), "20");
+    assert_eq!(c.stat("stats", "cmd-put"), "22");
+    // A delete makes room for one more.
+    c.expect(format!("delete {first}\r\n"), "DELETED\r\n");
+    assert_eq!(put(&mut c, 0, 0, 60, &body), ids[19] + 1);
+    assert_eq!(try_put(&mut c, 0, 0, 60, &body), "OUT_OF_MEMORY\r\n");
+    // Another connection is refused as well, and served otherwise.
+    let mut other = s.connect();
+    assert_eq!(try_put(&mut other, 0, 0, 60, b"y"), "OUT_OF_MEMORY\r\n");
+    other.expect(
+        format!("peek {}\r\n", ids[1]),
+        format!("FOUND {} 1000\r\n{}\r\n", ids[1], "m".repeat(1000)).as_str(),
+    );
 }

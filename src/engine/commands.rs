@@ -69,6 +69,7 @@ impl Engine {
                 }
             }
         }
+        self.job_bytes += job_memory(body.len());
         let key = self.jobs.insert(Job {
             pri,
             delay,

@@ -156,6 +156,17 @@ pub struct Engine {
     peak_jobs: usize,
     /// The last shrink left jobs behind: shrink again when none are left.
     owe_shrink: bool,
+    /// What the live jobs take, by [`job_memory`] (for `--max-memory`).
+    pub(crate) job_bytes: u64,
+    /// `--max-memory`: puts are refused while `job_bytes` is at least this.
+    max_memory: Option<u64>,
+}
+
+/// What one job counts against `--max-memory`: its body and its share of
+/// the structures that hold it (record, heap entry, id index). A formula,
+/// not a reading of RSS, so the limit is the same on every run.
+pub fn job_memory(body_len: usize) -> u64 {
+    (std::mem::size_of::<Job>() + 16 + 4 + body_len) as u64
 }
 
 /// Containers smaller than this are not worth shrinking.
@@ -199,7 +210,26 @@ impl Engine {
             started: now,
             peak_jobs: 0,
             owe_shrink: false,
+            job_bytes: 0,
+            max_memory: None,
         }
+    }
+
+    /// `--max-memory`: refuse puts while the jobs take this much or more.
+    pub fn set_max_memory(&mut self, bytes: Option<u64>) {
+        self.max_memory = bytes;
+    }
+
+    /// What the live jobs take, by [`job_memory`].
+    pub fn job_memory_used(&self) -> u64 {
+        self.job_bytes
+    }
+
+    /// Whether a put may go ahead under
+    /// `--max-memory`. A job is refused while the jobs held take the limit
+    /// or more; the one that crosses it is taken, so any job fits once.
+    pub fn has_room_for_put(&self) -> bool {
+        self.max_memory.is_none_or(|max| self.job_bytes < max)
     }
 
     /// Gives memory back once the jobs alive have halved since the last
@@ -268,6 +298,7 @@ impl Engine {
                     t
                 }
             };
+            self.job_bytes += job_memory(r.body.len());
             let key = self.jobs.insert(Job {
                 pri: r.pri,
                 delay: r.delay,

@@ -134,6 +134,7 @@ impl Engine {
     /// Forgets an unlinked job, and its tube if that was the last use.
     pub(super) fn free(&mut self, key: JobKey) {
         let mut job = self.jobs.remove(key as usize);
+        self.job_bytes -= job_memory(job.body.len());
         job.forget_rare(&mut self.rare);
         self.set_home(key, 0);
         self.bodies.remove(job.body);
