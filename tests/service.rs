@@ -362,12 +362,15 @@ fn the_man_page_covers_every_flag() {
     let out = Command::new(sprout_bin()).arg("-h").output().unwrap();
     let help = String::from_utf8_lossy(&out.stderr);
     let page = doc("sprout.1");
-    let flags: Vec<char> = help
+    // " -b DIR" gives "-b"; " --max-memory BYTES" gives "--max-memory".
+    let flags: Vec<&str> = help
         .lines()
-        .filter_map(|l| l.strip_prefix(" -"))
-        .filter_map(|l| l.chars().next())
+        .filter_map(|l| l.strip_prefix(' '))
+        .filter(|l| l.starts_with('-'))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|f| if f.starts_with("--") { f } else { &f[..2] })
         .collect();
-    assert!(flags.len() >= 13, "flags found in -h: {flags:?}");
+    assert!(flags.len() >= 14, "flags found in -h: {flags:?}");
     // An option is described under a .TP header line naming it.
     let headers: Vec<&str> = page
         .split(".TP\n")
@@ -375,11 +378,13 @@ fn the_man_page_covers_every_flag() {
         .filter_map(|item| item.lines().next())
         .collect();
     for f in flags {
+        // groff spells each '-' as "\-".
+        let spelt = f.replace('-', "\\-");
         let named = |h: &&str| {
             h.split(|c: char| c.is_whitespace() || c == '"' || c == ',')
-                .any(|w| w == format!("\\-{f}"))
+                .any(|w| w == spelt)
         };
-        assert!(headers.iter().any(named), "sprout.1 does not describe -{f}");
+        assert!(headers.iter().any(named), "sprout.1 does not describe {f}");
     }
     for word in [
         "SIGTERM",
