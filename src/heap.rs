@@ -75,6 +75,11 @@ impl<K: Ord + Copy> Heap<K> {
         self.entries.first().map(|e| (e.key, e.item))
     }
 
+    /// The item stored at `pos`, if any.
+    pub fn item_at(&self, pos: u32) -> Option<u32> {
+        self.entries.get(pos as usize).map(|e| e.item)
+    }
+
     /// The key stored at `pos`, if any.
     pub fn key_at(&self, pos: u32) -> Option<K> {
         self.entries.get(pos as usize).map(|e| e.key)

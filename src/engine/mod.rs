@@ -33,7 +33,10 @@ use crate::timer_wheel::{TimerId, TimerWheel};
 use crate::tube::{CandidatePositions, JobPositions, NIL, ReadyKey, Registry, URGENT_PRI};
 use crate::watch_list::WatchList;
 
+pub use invariants::Broken;
+
 mod commands;
+mod invariants;
 mod persistence;
 mod reserve;
 #[cfg(test)]
