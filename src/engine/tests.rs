@@ -99,6 +99,24 @@ fn a_long_watch_list_gets_the_best_job_it_watches() {
         e.execute(0, &Command::Reserve, NOW, &mut out);
         let reply = format!("RESERVED {want} 3\r\njob\r\n");
         assert_eq!(String::from_utf8_lossy(&out.0), reply);
+        assert_eq!(e.check_invariants(), Ok(()));
     }
     assert_eq!(e.tubes.with_ready().len(), 2);
+}
+
+#[test]
+fn the_invariant_check_finds_a_count_that_is_off() {
+    let mut e = engine();
+    let mut out = Out::default();
+    put(&mut e, &mut out);
+    assert_eq!(e.check_invariants(), Ok(()));
+    e.totals.ready += 1;
+    assert_eq!(
+        e.check_invariants(),
+        Err(Broken::Count {
+            what: "current-jobs-ready",
+            counted: 2,
+            held: 1
+        })
+    );
 }
