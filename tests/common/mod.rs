@@ -234,6 +234,9 @@ impl Client {
                     String::from_utf8_lossy(&out)
                 ),
                 Ok(_) => out.push(b[0]),
+                // A stop and continue (SIGSTOP, a ptrace attach) makes a
+                // read with SO_RCVTIMEO fail with EINTR: read again.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => panic!(
                     "reading a line after {:?}: {e}",
                     String::from_utf8_lossy(&out)
@@ -298,12 +301,20 @@ impl Client {
 
     /// Asserts that nothing arrives within `d`.
     pub fn expect_silence(&mut self, d: Duration) {
-        self.s.set_read_timeout(Some(d)).unwrap();
+        let until = Instant::now() + d;
         let mut b = [0u8; 64];
-        match self.s.read(&mut b) {
-            Ok(0) => panic!("connection closed"),
-            Ok(n) => panic!("unexpected bytes: {:?}", String::from_utf8_lossy(&b[..n])),
-            Err(_) => {}
+        // Until `d` has passed: an EINTR (see `line`) ends no wait early.
+        while let Some(left) = until
+            .checked_duration_since(Instant::now())
+            .filter(|l| !l.is_zero())
+        {
+            self.s.set_read_timeout(Some(left)).unwrap();
+            match self.s.read(&mut b) {
+                Ok(0) => panic!("connection closed"),
+                Ok(n) => panic!("unexpected bytes: {:?}", String::from_utf8_lossy(&b[..n])),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
         }
         self.s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     }
@@ -311,11 +322,14 @@ impl Client {
     /// Asserts that the server closes the connection (bounded).
     pub fn expect_closed(&mut self) {
         let mut b = [0u8; 64];
-        match self.s.read(&mut b) {
-            Ok(0) => {}
-            Ok(n) => panic!("expected close, got {:?}", String::from_utf8_lossy(&b[..n])),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-            Err(e) => panic!("expected close, got {e}"),
+        loop {
+            match self.s.read(&mut b) {
+                Ok(0) => return,
+                Ok(n) => panic!("expected close, got {:?}", String::from_utf8_lossy(&b[..n])),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("expected close, got {e}"),
+            }
         }
     }
 }
