@@ -151,7 +151,12 @@ impl Peer {
                     self.buf.extend_from_slice(&chunk[..n]);
                     continue;
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                // EINTR: a stop and continue interrupts a timed read.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => panic!("read: {e}"),
             }
             if Instant::now() >= deadline {
