@@ -32,17 +32,8 @@ fn check(engine: &Engine, step: &str) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let info = ServerInfo {
-        pid: 1,
-        version: "fuzz".into(),
-        instance_id: "0".repeat(16),
-        hostname: "h".into(),
-        os: "o".into(),
-        platform: "p".into(),
-        binlog_max_size: 0,
-    };
     let mut now = 1u64 << 60;
-    let mut engine = Engine::new(64, info, now);
+    let mut engine = Engine::new(64, ServerInfo::default(), now);
     let mut out = Outputs(vec![Vec::new(); CONNS]);
     let mut framers: Vec<Framer> = (0..CONNS).map(|_| Framer::default()).collect();
     for c in 0..CONNS {
