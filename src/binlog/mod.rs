@@ -3,7 +3,9 @@
 //!
 //! Submodules: [`record`] (the byte layout), [`replay`] (recovery from the
 //! bytes), [`files`] (the directory, lock and preallocation), [`sync`] (the
-//! fsync thread). This file keeps the books: which file is being written,
+//! fsync thread), `durability.rs` (when writes count as durable, what a
+//! failed fsync does, the clean stop, deleting old files). This file keeps
+//! the books: which file is being written,
 //! how much room is set aside for deletes, which files still hold live jobs,
 //! and when compaction should move jobs out of an old file.
 //!
@@ -21,10 +23,13 @@
 //! beanstalkd reads such a record as a delete of a job it does not know,
 //! and ignores it.
 
+mod durability;
 pub mod files;
 pub mod record;
 pub mod replay;
 pub mod sync;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -512,165 +517,6 @@ impl Binlog {
         record::encode_short(&mut self.scratch, rec);
         self.write_scratch().map(|_| ())
     }
-
-    // ---- syncing, for the event loop ----
-
-    /// Records written since start (a sequence number for sync waits).
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
-    /// Records known durable. Without fsync, everything written counts.
-    pub fn synced(&self) -> u64 {
-        match self.policy {
-            SyncPolicy::Never => self.written,
-            SyncPolicy::Every(_) => self.synced,
-        }
-    }
-
-    /// When the next fsync should start, if one is wanted.
-    ///
-    /// Group commit: while an fsync is running, none is started. Writes that
-    /// arrive meanwhile all wait for the next one, which covers them all,
-    /// and starts the moment the running one completes. (Starting one fsync
-    /// per write instead queues them on the sync thread, one record each.)
-    pub fn sync_due(&self) -> Option<Instant> {
-        let in_flight = self.requested > self.synced;
-        match self.policy {
-            SyncPolicy::Every(every) if self.written > self.requested && !in_flight => {
-                Some(self.last_sync + every)
-            }
-            _ => None,
-        }
-    }
-
-    /// Starts an fsync if one is due at `now`; returns whether it did.
-    pub fn start_sync(&mut self, now: Instant) -> bool {
-        let (Some(due), Some(syncer), Some(cur)) = (self.sync_due(), &self.syncer, &self.cur)
-        else {
-            return false;
-        };
-        if now < due {
-            return false;
-        }
-        syncer.send(Request::Sync {
-            file: cur.file.clone(),
-            seq: self.written,
-        });
-        self.requested = self.written;
-        self.last_sync = now;
-        true
-    }
-
-    /// Takes in the sync thread's reports; returns the records now durable,
-    /// or the failure of an fsync. After a failure nothing more counts as
-    /// durable until a later fsync succeeds (one is due at once); what to
-    /// do about what was written is the caller's (see [`start_over`]).
-    ///
-    /// [`start_over`]: Self::start_over
-    pub fn sync_completed(&mut self) -> Result<u64, SyncFailed> {
-        let Some(syncer) = &self.syncer else {
-            return Ok(self.synced());
-        };
-        match syncer.completed() {
-            Ok(Some(seq)) => {
-                self.synced = self.synced.max(seq);
-                self.collect();
-            }
-            Ok(None) => {}
-            Err(failed) => {
-                self.sync_failures += 1;
-                // As if never asked: the next fsync is due, and only its
-                // success moves `synced` on.
-                self.requested = self.synced;
-                return Err(failed);
-            }
-        }
-        Ok(self.synced())
-    }
-
-    /// fsyncs that failed since start.
-    pub fn sync_failures(&self) -> u64 {
-        self.sync_failures
-    }
-
-    /// After a failed fsync, nothing written since the last good one can be
-    /// trusted to be on disk, and a retried fsync proves nothing. Leaves
-    /// the current file for a fresh one, into which the caller rewrites
-    /// every live job ([`Journal::migrate`]); the old files go once those
-    /// records are durable, and with them the records of jobs deleted
-    /// since, so no deleted job comes back.
-    pub fn start_over(&mut self) -> Result<(), JournalError> {
-        self.keep_files_until = u64::MAX; // until the rewrite is done
-        self.rotate()
-    }
-
-    /// The rewrite after [`start_over`](Self::start_over) is written: old
-    /// files may go once it is durable.
-    pub fn rewritten(&mut self) {
-        self.keep_files_until = self.written;
-    }
-
-    /// A clean stop: everything written is made durable, the current file
-    /// is trimmed, and unused spares are removed. Fails if an fsync did
-    /// (this one, or one still being reported).
-    pub fn close(&mut self) -> Result<(), SyncFailed> {
-        let mut outcome = Ok(());
-        if let Some(mut s) = self.syncer.take() {
-            outcome = s.finish().map(drop);
-        }
-        if let Some(cur) = &self.cur {
-            if self.policy != SyncPolicy::Never
-                && let Err(error) = cur.file.sync_data()
-            {
-                outcome = outcome.and(Err(SyncFailed {
-                    retired: false,
-                    error,
-                }));
-            }
-            if let Err(e) = cur.file.set_len(cur.off) {
-                warn!("binlog: cannot trim binlog.{}: {e}", cur.no);
-            }
-        }
-        for s in self.spares.drain(..) {
-            let _ = std::fs::remove_file(files::path_of(&self.dir, s.no));
-        }
-        if let Err(e) = &outcome {
-            self.sync_failures += 1;
-            error!("binlog: {e}; the last changes may not be on disk; check the disk");
-        } else {
-            self.synced = self.written;
-            // Files whose jobs moved on can go now that the moves are on
-            // disk (after a failed fsync, that is every file but the last).
-            self.collect();
-        }
-        outcome
-    }
-
-    /// Deletes leading files that no live job calls home; none while the
-    /// jobs rewritten after a failed fsync are not yet durable, as the old
-    /// files may hold their only copy on disk.
-    fn collect(&mut self) {
-        if self.synced() < self.keep_files_until {
-            return;
-        }
-        let cur = self.cur.as_ref().map_or(FileNo::MAX, |c| c.no);
-        while let Some((&no, f)) = self.files.first_key_value() {
-            if no >= cur || f.refs > 0 || self.spares.iter().any(|s| s.no == no) {
-                break;
-            }
-            let path = files::path_of(&self.dir, no);
-            if let Err(e) = std::fs::remove_file(&path) {
-                warn!(
-                    "binlog: cannot remove {}, which holds no live job: {e}; delete it by hand",
-                    path.display()
-                );
-                break;
-            }
-            info!("binlog: removed {}, which held no live job", path.display());
-            self.files.remove(&no);
-        }
-    }
 }
 
 impl Journal for Binlog {
@@ -739,71 +585,5 @@ impl Journal for Binlog {
             current_index: self.cur.as_ref().map_or(0, |c| c.no) as u64,
             ..self.stats
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::job::Counts;
-
-    const NOW: Nanos = 1 << 60;
-
-    fn image(id: u64, key: JobKey) -> Image {
-        Image {
-            key,
-            id,
-            pri: 1,
-            delay: 0,
-            ttr: 10,
-            created_at: NOW,
-            deadline: 0,
-            rank: 0,
-            counts: Counts::default(),
-            state: LoggedState::Ready,
-            home: 0,
-            tube_len: 7,
-            body_len: 3,
-        }
-    }
-
-    fn fresh_dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("sprout-unit-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("create a temp dir");
-        d
-    }
-
-    #[test]
-    fn a_write_error_fails_the_change_and_writing_goes_on_in_a_fresh_file() {
-        let dir = fresh_dir("werr");
-        let mut b = Binlog::open(&dir, 8192, SyncPolicy::Never, NOW, || {})
-            .expect("open")
-            .binlog;
-        assert_eq!(b.put(&image(1, 0), "default", b"a", NOW), Ok(1));
-        // The current file stops accepting writes (a read-only handle).
-        let cur = b.cur.as_mut().expect("a current file");
-        cur.file = Arc::new(File::open(files::path_of(&dir, 1)).expect("reopen"));
-        assert_eq!(
-            b.put(&image(2, 1), "default", b"b", NOW),
-            Err(JournalError::Io)
-        );
-        // The next change goes to a fresh file, and so can every delete.
-        let home = b.put(&image(3, 2), "default", b"c", NOW).expect("put");
-        assert!(home > 1, "home {home}");
-        let mut one = image(1, 0);
-        one.home = 1;
-        b.delete(&one, NOW).expect("delete");
-        b.close().expect("close");
-        drop(b);
-        let files: Vec<(FileNo, Vec<u8>)> = files::list(&dir)
-            .expect("list")
-            .into_iter()
-            .map(|n| (n, std::fs::read(files::path_of(&dir, n)).expect("read")))
-            .collect();
-        let r = replay::replay(files.iter().map(|(n, b)| (*n, &b[..])), wall_now(), NOW);
-        let ids: Vec<u64> = r.jobs.iter().map(|j| j.id).collect();
-        assert_eq!(ids, vec![3]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
