@@ -78,19 +78,29 @@ impl Engine {
             return;
         };
         for key in keys {
-            let Some(job) = self.jobs.get(key as usize) else {
-                continue;
-            };
-            if self.home(key) != file {
+            if !self.jobs.contains(key as usize) || self.home(key) != file {
                 continue; // a stale entry: moved, or a new job in a reused slot
             }
-            let img = self.image(key);
-            let name = &self.tubes.slab[job.tube as usize].name;
-            match journal.migrate(&img, name, self.bodies.get(job.body), now) {
-                Ok(home) => self.set_home(key, home),
-                Err(_) => return, // tried again after the next write
+            if self.move_job(key, journal, now).is_err() {
+                return; // tried again after the next write
             }
         }
+    }
+
+    /// Writes a job's full record anew (the journal's current file becomes
+    /// its home).
+    fn move_job(
+        &mut self,
+        key: JobKey,
+        journal: &mut dyn Journal,
+        now: Nanos,
+    ) -> Result<(), JournalError> {
+        let job = &self.jobs[key as usize];
+        let img = self.image(key);
+        let name = &self.tubes.slab[job.tube as usize].name;
+        let home = journal.migrate(&img, name, self.bodies.get(job.body), now)?;
+        self.set_home(key, home);
+        Ok(())
     }
 
     /// Rewrites every live job in full into the journal's current file,
@@ -102,17 +112,9 @@ impl Engine {
             return 0;
         };
         let keys: Vec<JobKey> = self.jobs.iter().map(|(k, _)| k as JobKey).collect();
-        let mut unwritten = 0;
-        for key in keys {
-            let job = &self.jobs[key as usize];
-            let img = self.image(key);
-            let name = &self.tubes.slab[job.tube as usize].name;
-            match journal.migrate(&img, name, self.bodies.get(job.body), now) {
-                Ok(home) => self.set_home(key, home),
-                Err(_) => unwritten += 1,
-            }
-        }
-        unwritten
+        keys.into_iter()
+            .filter(|&key| self.move_job(key, journal, now).is_err())
+            .count()
     }
 
     /// The binlog file holding the job's newest full record (0: none).
