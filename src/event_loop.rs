@@ -112,6 +112,10 @@ pub struct Server {
     scratch: Vec<u8>,
     /// Connections that received output out of turn and must be driven.
     woken: Vec<ClientId>,
+    /// Connections that used up their reads with input left: driven again
+    /// next turn, after that turn's events, so that a client sending flat
+    /// out gets its share and no more.
+    again: Vec<ClientId>,
     accept_paused_until: Option<Instant>,
     /// Set from the first failed accept until one succeeds again, so an
     /// operator gets one warning per episode, not ten a second.
@@ -156,6 +160,7 @@ impl Server {
             clock,
             scratch: vec![0; READ_CHUNK],
             woken: Vec::new(),
+            again: Vec::new(),
             accept_paused_until: None,
             accept_failing: false,
             ceiling: connection_ceiling(),
@@ -186,9 +191,13 @@ impl Server {
                 self.accept();
             }
             let timeout = self.poll_timeout();
+            let again = std::mem::take(&mut self.again);
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    self.again = again;
+                    continue;
+                }
                 Err(e) => return Err(ServeError::Poll(e)),
             }
             // Timers first: a command that arrives after a deadline must
@@ -223,6 +232,7 @@ impl Server {
                     }
                 }
             }
+            self.woken.extend(again);
             self.drive_woken();
             if self.engine.shrink_if_emptied() {
                 return_free_memory();
@@ -232,7 +242,7 @@ impl Server {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.woken.is_empty() {
+        if !self.woken.is_empty() || !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
         let now = self.now();
@@ -402,8 +412,11 @@ impl Server {
                 return;
             }
             if flow == Flow::OutputFull {
-                // The output drained while flushing: handle more commands.
-                continue;
+                // The output drained while flushing: handle more commands,
+                // next turn, so that a megabyte of replies is one client's
+                // share of a turn.
+                self.again.push(c);
+                return;
             }
             if conn.eof {
                 if flow == Flow::Waiting {
@@ -443,11 +456,12 @@ impl Server {
                 }
             }
         }
-        // Out of turns with input possibly left: come back after the others.
+        // Out of turns with input possibly left: come back next turn, after
+        // the others.
         if let Some(conn) = self.conns.get_mut(key) {
             conn.framer.push(&self.scratch[..fresh]);
         }
-        self.woken.push(c);
+        self.again.push(c);
     }
 
     /// Runs the commands in what `c` has buffered and in the first `fresh`

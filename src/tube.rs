@@ -100,7 +100,12 @@ pub struct Registry {
     order: Vec<TubeId>,
     /// The tubes whose ready heap is not empty, in no particular order.
     with_ready: Vec<TubeId>,
+    /// Most tubes alive since the containers were last shrunk.
+    peak: usize,
 }
+
+/// Registries smaller than this are not worth shrinking.
+const SHRINK_FLOOR: usize = 1024;
 
 /// The tube that always exists.
 pub const DEFAULT: &str = "default";
@@ -128,7 +133,24 @@ impl Registry {
         let t = self.slab.insert(Tube::new(name, self.order.len() as u32)) as TubeId;
         self.by_name.insert(name.into(), t);
         self.order.push(t);
+        self.peak = self.peak.max(self.order.len());
         t
+    }
+
+    /// Gives back the room of freed tubes once the tubes alive have halved
+    /// since the last time (one connection may make and drop a million).
+    /// Room below the highest live tube id stays: ids cannot move.
+    pub fn shrink_if_emptied(&mut self) -> bool {
+        let live = self.order.len();
+        if self.peak < SHRINK_FLOOR || live > self.peak / 2 {
+            return false;
+        }
+        self.peak = live;
+        self.slab.shrink_to_fit();
+        self.by_name.shrink_to_fit();
+        self.order.shrink_to_fit();
+        self.with_ready.shrink_to_fit();
+        true
     }
 
     /// Frees `t` if nothing refers to it any more. `default` stays.

@@ -196,3 +196,88 @@ fn max_memory_refuses_puts_until_deletes_make_room() {
         format!("FOUND {} 1000\r\n{}\r\n", ids[1], "m".repeat(1000)).as_str(),
     );
 }
+
+/// The server's resident memory, in KiB.
+fn rss_kib(s: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The largest length a put can declare: the body is read and thrown away
+/// as it comes (never kept), JOB_TOO_BIG follows its last byte, and the
+/// connection goes on. Another client is served while it streams.
+#[test]
+fn a_put_of_4294967295_bytes_is_skipped_as_it_comes() {
+    let s = Server::start(&[]);
+    let mut c = s.connect();
+    let mut other = s.connect();
+    let before = rss_kib(&s);
+    c.send("put 0 0 10 4294967295\r\n");
+    let chunk = vec![b'x'; 1 << 20];
+    let mut left = u32::MAX as usize;
+    let (mut peak, mut ids) = (before, 0);
+    while left > 0 {
+        let n = left.min(chunk.len());
+        c.send(&chunk[..n]);
+        left -= n;
+        if left.is_multiple_of(256 << 20) {
+            peak = peak.max(rss_kib(&s));
+            ids += 1;
+            assert_eq!(put(&mut other, 0, 0, 10, b"served"), ids);
+            other.expect(format!("delete {ids}\r\n"), "DELETED\r\n");
+        }
+    }
+    c.send("\r\n");
+    assert_eq!(c.reply(), b"JOB_TOO_BIG\r\n");
+    assert_eq!(
+        put(&mut c, 0, 0, 10, b"after"),
+        ids + 1,
+        "the refused put took no id"
+    );
+    // 4 GiB went through; what the server holds grew by a few buffers.
+    assert!(
+        peak < before + 16 * 1024,
+        "{before} KiB before, {peak} KiB while skipping"
+    );
+}
+
+/// One connection makes 100,000 tubes (watching each) and closes: the
+/// tubes go, and so does the memory they took.
+#[test]
+fn tubes_made_and_dropped_give_their_memory_back() {
+    let s = Server::start(&[]);
+    let mut c = s.connect();
+    let mut watcher = s.connect();
+    let before = rss_kib(&s);
+    const TUBES: usize = 100_000;
+    for batch in 0..TUBES / 1000 {
+        let cmds: String = (batch * 1000..(batch + 1) * 1000)
+            .map(|i| format!("watch many-{i}\r\n"))
+            .collect();
+        watcher.send(cmds);
+        for i in batch * 1000..(batch + 1) * 1000 {
+            assert_eq!(watcher.line(), format!("WATCHING {}\r\n", i + 2));
+        }
+    }
+    assert_eq!(c.stat("stats", "current-tubes"), (TUBES + 1).to_string());
+    let full = rss_kib(&s);
+    drop(watcher);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.stat("stats", "current-tubes") != "1" {
+        assert!(Instant::now() < deadline, "the tubes were not dropped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The room goes at the end of the loop's turn that dropped them, after
+    // that turn's replies; a reply to a command sent since comes later.
+    c.expect("list-tube-used\r\n", "USING default\r\n");
+    let after = rss_kib(&s);
+    assert!(
+        full > before + 10 * 1024,
+        "{before} KiB, then {full} KiB with the tubes"
+    );
+    assert!(
+        after < before + 4 * 1024,
+        "{before} KiB before, {full} with the tubes, {after} after"
+    );
+}

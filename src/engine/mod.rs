@@ -235,11 +235,19 @@ impl Engine {
         self.max_memory.is_none_or(|max| self.job_bytes < max)
     }
 
-    /// Gives memory back once the jobs alive have halved since the last
-    /// time (so the cost, linear in the containers' size, is paid once per
-    /// halving). Returns whether it shrank anything: the caller may then
-    /// also return freed heap pages to the system.
+    /// Gives memory back once the jobs (or the tubes) alive have halved
+    /// since the last time (so the cost, linear in the containers' size, is
+    /// paid once per halving). Returns whether it shrank anything: the
+    /// caller may then also return freed heap pages to the system.
     pub fn shrink_if_emptied(&mut self) -> bool {
+        let tubes = self.tubes.shrink_if_emptied();
+        if tubes {
+            self.candidates.shrink();
+        }
+        self.shrink_jobs_if_emptied() || tubes
+    }
+
+    fn shrink_jobs_if_emptied(&mut self) -> bool {
         let live = self.jobs.len();
         self.peak_jobs = self.peak_jobs.max(live);
         let halved = self.peak_jobs >= SHRINK_FLOOR && live <= self.peak_jobs / 2;

@@ -120,3 +120,22 @@ fn the_invariant_check_finds_a_count_that_is_off() {
         })
     );
 }
+
+#[test]
+fn the_room_of_dropped_tubes_is_given_back() {
+    let mut e = engine();
+    let mut out = Out::default();
+    e.connect(1);
+    let names: Vec<String> = (0..10_000).map(|i| format!("t{i}")).collect();
+    for name in &names {
+        e.execute(1, &Command::Watch(name), NOW, &mut out);
+    }
+    let full = e.tubes.slab.capacity();
+    assert!(full >= 10_001);
+    assert!(!e.shrink_if_emptied(), "nothing to give back yet");
+    e.disconnect(1, NOW, &mut out);
+    assert_eq!(e.tubes.len(), 1);
+    assert!(e.shrink_if_emptied());
+    assert!(e.tubes.slab.capacity() < 100, "{}", e.tubes.slab.capacity());
+    assert!(!e.shrink_if_emptied(), "once per halving");
+}

@@ -2,9 +2,12 @@
 //!
 //! `sprout-bench load --port P --workload cycle --conns 10 --secs 3 --body 100`
 //! prints one line of `key=value` figures; `sprout-bench ceiling --port P`
-//! serves canned replies (see ceiling.rs). scripts/bench runs both against
-//! sprout and beanstalkd; doc/performance.md explains the figures.
+//! serves canned replies (see ceiling.rs); `sprout-bench abuse --port P
+//! --kind garbage --secs 3` is a misbehaving client (see abuse.rs).
+//! scripts/bench runs them against sprout and beanstalkd;
+//! doc/performance.md explains the figures.
 
+mod abuse;
 mod ceiling;
 mod hist;
 mod interest;
@@ -25,6 +28,25 @@ struct Args {
 enum Sub {
     Load(LoadArgs),
     Ceiling(CeilingArgs),
+    Abuse(AbuseArgs),
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "abuse")]
+/// Be a misbehaving client and print what it managed.
+struct AbuseArgs {
+    /// server port on 127.0.0.1
+    #[argh(option)]
+    port: u16,
+    /// huge-put, trickle, never-reads, tubes, delayed or garbage
+    #[argh(option)]
+    kind: abuse::Kind,
+    /// seconds to run (default 3)
+    #[argh(option, default = "3.0")]
+    secs: f64,
+    /// connections (trickle, never-reads), tubes or jobs (default 100)
+    #[argh(option, default = "100")]
+    count: u64,
 }
 
 #[derive(FromArgs)]
@@ -84,6 +106,21 @@ struct CeilingArgs {
 fn main() {
     let args: Args = argh::from_env();
     match args.cmd {
+        Sub::Abuse(a) => {
+            let cfg = abuse::Config {
+                port: a.port,
+                kind: a.kind,
+                secs: a.secs,
+                count: a.count,
+            };
+            match abuse::run(&cfg) {
+                Ok(figures) => println!("{figures}"),
+                Err(e) => {
+                    eprintln!("abuse: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
         Sub::Ceiling(a) => {
             if let Err(e) = ceiling::serve(a.port) {
                 eprintln!("ceiling: {e}");
