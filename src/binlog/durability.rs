@@ -26,11 +26,21 @@ impl Binlog {
     pub fn sync_due(&self) -> Option<Instant> {
         let in_flight = self.requested > self.synced;
         match self.policy {
+            // An old file waiting to be deleted waits for no interval.
+            SyncPolicy::Every(_) if self.deletion_waits() && !in_flight => Some(self.last_sync),
             SyncPolicy::Every(every) if self.written > self.requested && !in_flight => {
                 Some(self.last_sync + every)
             }
             _ => None,
         }
+    }
+
+    /// Whether the oldest file holds no live job and goes as soon as the
+    /// records that moved its jobs away are durable.
+    fn deletion_waits(&self) -> bool {
+        let cur = self.cur.as_ref().map_or(FileNo::MAX, |c| c.no);
+        (self.files.first_key_value())
+            .is_some_and(|(&no, f)| no < cur && f.refs == 0 && f.freed_at > self.synced)
     }
 
     /// Starts an fsync if one is due at `now`; returns whether it did.
@@ -136,16 +146,19 @@ impl Binlog {
         outcome
     }
 
-    /// Deletes leading files that no live job calls home; none while the
-    /// jobs rewritten after a failed fsync are not yet durable, as the old
-    /// files may hold their only copy on disk.
+    /// Deletes leading files that no live job calls home, once the records
+    /// that moved their jobs away are durable; none while the jobs
+    /// rewritten after a failed fsync are not yet durable, as the old files
+    /// may hold their only copy on disk.
     pub(super) fn collect(&mut self) {
-        if self.synced() < self.keep_files_until {
+        let synced = self.synced();
+        if synced < self.keep_files_until {
             return;
         }
         let cur = self.cur.as_ref().map_or(FileNo::MAX, |c| c.no);
         while let Some((&no, f)) = self.files.first_key_value() {
-            if no >= cur || f.refs > 0 || self.spares.iter().any(|s| s.no == no) {
+            let busy = f.refs > 0 || f.freed_at > synced;
+            if no >= cur || busy || self.spares.iter().any(|s| s.no == no) {
                 break;
             }
             let path = files::path_of(&self.dir, no);

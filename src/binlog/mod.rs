@@ -72,6 +72,10 @@ struct FileInfo {
     size: u64,
     /// Jobs that were given this file as home (some may since have moved).
     keys: Vec<JobKey>,
+    /// Records written when its last job left (moved on or deleted): the
+    /// file may go once that many are durable, not before, or a crash
+    /// could lose a moved job's only copy on disk.
+    freed_at: u64,
 }
 
 struct Writing {
@@ -503,11 +507,13 @@ impl Binlog {
     /// Takes a job's full record out of its old home's books.
     fn leave_home(&mut self, img: &Image) {
         let size = full_record_size(img.tube_len as u64 + img.body_len as u64);
+        let written = self.written;
         if let Some(f) = self.files.get_mut(&img.home) {
             f.refs = f.refs.saturating_sub(1);
             f.live_bytes = f.live_bytes.saturating_sub(size);
             if f.refs == 0 {
                 f.keys = Vec::new();
+                f.freed_at = written;
             }
         }
     }
@@ -556,7 +562,13 @@ impl Journal for Binlog {
 
     fn wants_moved(&mut self) -> Option<(FileNo, Vec<JobKey>)> {
         let cur = self.cur.as_ref()?.no;
-        let closed: u64 = self.files.range(..cur).map(|(_, f)| f.size).sum();
+        // A file whose jobs have all left goes once the records that moved
+        // them are durable: until then, moving more jobs would not help.
+        let synced = self.synced();
+        let closed: u64 = (self.files.range(..cur))
+            .filter(|(_, f)| f.refs > 0 || f.freed_at <= synced)
+            .map(|(_, f)| f.size)
+            .sum();
         let live: u64 = self.files.values().map(|f| f.live_bytes).sum();
         if closed <= live + self.file_size {
             return None;
