@@ -86,6 +86,11 @@ impl Framer {
         self.input.extend_from_slice(bytes);
     }
 
+    /// Room held for input, handled or not.
+    pub fn capacity(&self) -> usize {
+        self.input.capacity()
+    }
+
     /// Bytes read but not yet handled.
     pub fn buffered(&self) -> usize {
         self.input.len() - self.start

@@ -31,6 +31,8 @@ pub const WAKER: Token = Token(usize::MAX - 3);
 
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
+/// Buffers this large, freed, are worth handing back to the system.
+const BIG_BUFFERS: usize = 1 << 20;
 /// Reads per connection per event before others get a turn.
 const READS_PER_TURN: usize = 16;
 /// How long to stop accepting after running out of file descriptors.
@@ -112,6 +114,9 @@ pub struct Server {
     scratch: Vec<u8>,
     /// Connections that received output out of turn and must be driven.
     woken: Vec<ClientId>,
+    /// A connection that held a megabyte or more of buffers closed this
+    /// turn: hand free pages back at its end.
+    trim: bool,
     /// Connections that used up their reads with input left: driven again
     /// next turn, after that turn's events, so that a client sending flat
     /// out gets its share and no more.
@@ -161,6 +166,7 @@ impl Server {
             scratch: vec![0; READ_CHUNK],
             woken: Vec::new(),
             again: Vec::new(),
+            trim: false,
             accept_paused_until: None,
             accept_failing: false,
             ceiling: connection_ceiling(),
@@ -234,7 +240,7 @@ impl Server {
             }
             self.woken.extend(again);
             self.drive_woken();
-            if self.engine.shrink_if_emptied() {
+            if self.engine.shrink_if_emptied() || std::mem::take(&mut self.trim) {
                 return_free_memory();
             }
         }
@@ -562,6 +568,8 @@ impl Server {
             return;
         };
         let _ = self.poll.registry().deregister(conn.stream.source());
+        // A client that never read may leave a megabyte of replies behind.
+        self.trim |= conn.out.capacity() + conn.framer.capacity() >= BIG_BUFFERS;
         // The engine may hand this client's jobs to others; their replies
         // need a slab that no longer holds this connection.
         let now = self.now();
