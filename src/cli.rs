@@ -94,8 +94,9 @@ Options:
  -h       show this help
 
 Options beanstalkd does not have:
- --max-memory BYTES  refuse puts with OUT_OF_MEMORY while the jobs held take
-          BYTES or more (each job counts its body and 84 bytes; off by default)
+ --max-memory BYTES  refuse puts, and use or watch of a new tube, with
+          OUT_OF_MEMORY while jobs and tubes take BYTES or more (a job counts
+          its body and 84 bytes, a tube twice its name and 288; off by default)
 "
 }
 

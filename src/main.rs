@@ -174,11 +174,11 @@ fn open_binlog(
     }
     info!("{}: recovered {count} jobs", dir.display());
     if let Some(max) = args.max_memory
-        && engine.job_memory_used() >= max
+        && engine.memory_used() >= max
     {
         warn!(
             "the {count} recovered jobs take {} bytes, --max-memory is {max}: puts are refused until deletes bring them under it",
-            engine.job_memory_used()
+            engine.memory_used()
         );
     }
     binlog

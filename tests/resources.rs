@@ -149,8 +149,9 @@ fn idle_server_does_not_spin() {
 #[test]
 fn max_memory_refuses_puts_until_deletes_make_room() {
     const PER_JOB: u64 = 1000 + 84;
-    // The 20th job crosses the limit; the 21st is refused.
-    let limit = 19 * PER_JOB + 1;
+    // The 20th job crosses the limit; the 21st is refused. The tube
+    // `default` counts too.
+    let limit = 19 * PER_JOB + sprout::tube::tube_memory("default".len()) + 1;
     let s = Server::start(&["--max-memory", &limit.to_string()]);
     let mut c = s.connect();
     let body = [b'm'; 1000];
@@ -195,6 +196,41 @@ fn max_memory_refuses_puts_until_deletes_make_room() {
         format!("peek {}\r\n", ids[1]),
         format!("FOUND {} 1000\r\n{}\r\n", ids[1], "m".repeat(1000)).as_str(),
     );
+}
+
+/// --max-memory counts tubes too: past it, `use` or `watch` of a new tube
+/// is answered OUT_OF_MEMORY (as beanstalkd answers when it cannot make
+/// one); tubes that exist stay usable, and once tubes go, new ones can be
+/// made again.
+#[test]
+fn max_memory_refuses_new_tubes_until_some_go() {
+    let per_tube = sprout::tube::tube_memory("tube-000".len());
+    // Room for `default` and 99 more tubes; the 100th crosses the limit.
+    let limit = sprout::tube::tube_memory("default".len()) + 99 * per_tube + 1;
+    let s = Server::start(&["--max-memory", &limit.to_string()]);
+    let mut maker = s.connect();
+    for i in 0..100 {
+        maker.expect(
+            format!("watch tube-{i:03}\r\n"),
+            format!("WATCHING {}\r\n", i + 2),
+        );
+    }
+    maker.expect("watch tube-100\r\n", "OUT_OF_MEMORY\r\n");
+    maker.expect("use tube-101\r\n", "OUT_OF_MEMORY\r\n");
+    let mut other = s.connect();
+    other.expect("use tube-050\r\n", "USING tube-050\r\n");
+    other.expect("watch tube-099\r\n", "WATCHING 2\r\n");
+    assert_eq!(try_put(&mut other, 0, 0, 60, b"x"), "OUT_OF_MEMORY\r\n");
+    assert_eq!(other.stat("stats", "current-tubes"), "101");
+    // The maker goes, and with it every tube only it watched.
+    drop(maker);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while other.stat("stats", "current-tubes") != "3" {
+        assert!(Instant::now() < deadline, "the maker's tubes stayed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    other.expect("watch fresh\r\n", "WATCHING 3\r\n");
+    assert_eq!(put(&mut other, 0, 0, 60, b"x"), 1);
 }
 
 /// The server's resident memory, in KiB.

@@ -275,6 +275,11 @@ impl Engine {
                 reply_ok(sink.out(c), &yaml);
             }
             Command::Use(name) => {
+                if !self.has_room_for_tube(name) {
+                    // beanstalkd's reply when it cannot make a tube.
+                    sink.out(c).extend_from_slice(b"OUT_OF_MEMORY\r\n");
+                    return Outcome::Done;
+                }
                 let t = self.tubes.find_or_make(name);
                 let old = self.client(c).used;
                 self.tubes.slab[t as usize].using += 1;
@@ -284,6 +289,10 @@ impl Engine {
                 let _ = write!(sink.out(c), "USING {name}\r\n");
             }
             Command::Watch(name) => {
+                if !self.has_room_for_tube(name) {
+                    sink.out(c).extend_from_slice(b"OUT_OF_MEMORY\r\n");
+                    return Outcome::Done;
+                }
                 let t = self.tubes.find_or_make(name);
                 if self.client_mut(c).watch.watch(t) {
                     self.tubes.slab[t as usize].watching += 1;

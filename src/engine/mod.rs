@@ -223,16 +223,23 @@ impl Engine {
         self.max_memory = bytes;
     }
 
-    /// What the live jobs take, by [`job_memory`].
-    pub fn job_memory_used(&self) -> u64 {
-        self.job_bytes
+    /// What the live jobs and the tubes take, by [`job_memory`] and
+    /// [`tube_memory`](crate::tube::tube_memory).
+    pub fn memory_used(&self) -> u64 {
+        self.job_bytes + self.tubes.memory()
     }
 
-    /// Whether a put may go ahead under
-    /// `--max-memory`. A job is refused while the jobs held take the limit
-    /// or more; the one that crosses it is taken, so any job fits once.
+    /// Whether a put may go ahead under `--max-memory`. A job is refused
+    /// while jobs and tubes take the limit or more; the one that crosses it
+    /// is taken, so any job fits once.
     pub fn has_room_for_put(&self) -> bool {
-        self.max_memory.is_none_or(|max| self.job_bytes < max)
+        self.max_memory.is_none_or(|max| self.memory_used() < max)
+    }
+
+    /// Whether `use` or `watch` may name `name` under `--max-memory`: a
+    /// tube that exists always, a new one while there is room.
+    fn has_room_for_tube(&self, name: &str) -> bool {
+        self.tubes.find(name).is_some() || self.has_room_for_put()
     }
 
     /// Gives memory back once the jobs (or the tubes) alive have halved
