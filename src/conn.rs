@@ -18,6 +18,11 @@ use crate::protocol::{self, Command, MAX_LINE, Op, ParseError};
 /// Stop handling commands while this much output is waiting to be sent.
 pub const OUTPUT_HIGH_WATER: usize = 1 << 20;
 
+/// Commands (and bodies) one connection has handled per call before the
+/// others get a turn: a client that pipelines thousands of commands then
+/// delays another client's reply by at most this many.
+pub const UNITS_PER_TURN: usize = 64;
+
 /// An emptied buffer keeps its room up to this size: enough for ordinary
 /// commands and replies to reuse it, while a connection gone idle after a
 /// big body or a pipelined burst holds no more than this.
@@ -63,6 +68,8 @@ pub enum Flow {
     Waiting,
     /// Too much output is pending; resume once it drains.
     OutputFull,
+    /// [`UNITS_PER_TURN`] handled: resume after the other connections.
+    Yield,
     /// The client said quit.
     Quit,
 }
@@ -137,7 +144,7 @@ impl Framer {
 }
 
 /// Handles complete units of `input` from `*at` on, until one of them
-/// stops the connection or more input is needed.
+/// stops the connection, more input is needed, or the turn's share is used.
 fn run(
     want: &mut Want,
     input: &[u8],
@@ -147,7 +154,7 @@ fn run(
     now: Nanos,
     sink: &mut impl Sink,
 ) -> Flow {
-    loop {
+    for _ in 0..UNITS_PER_TURN {
         if engine.is_waiting(c) {
             return Flow::Waiting;
         }
@@ -159,6 +166,11 @@ fn run(
             Some(flow) => return flow,
             None => {}
         }
+    }
+    if engine.is_waiting(c) {
+        Flow::Waiting
+    } else {
+        Flow::Yield
     }
 }
 
@@ -514,6 +526,26 @@ mod tests {
         assert_eq!(find_crlf(b"\nab\n\r\rx\r\n"), Some(7));
         assert_eq!(find_crlf(b"ab\n\r"), None);
         assert_eq!(find_crlf(b""), None);
+    }
+
+    #[test]
+    fn a_long_pipeline_is_handled_a_share_at_a_time() {
+        let now = 1 << 60;
+        let mut engine = Engine::new(1 << 20, ServerInfo::default(), now);
+        engine.connect(0);
+        let mut framer = Framer::default();
+        let mut out = Out::default();
+        let input = b"list-tube-used\r\n".repeat(UNITS_PER_TURN * 2 + 10);
+        let replies = |out: &Out| out.0.len() / b"USING default\r\n".len();
+        let mut flow = framer.process(&input, 0, &mut engine, now, &mut out);
+        for share in 1..=2 {
+            assert_eq!(flow, Flow::Yield);
+            assert_eq!(replies(&out), share * UNITS_PER_TURN);
+            flow = framer.process(&[], 0, &mut engine, now, &mut out);
+        }
+        assert_eq!(flow, Flow::NeedInput);
+        assert_eq!(replies(&out), UNITS_PER_TURN * 2 + 10);
+        assert_eq!(framer.buffered(), 0);
     }
 
     #[test]

@@ -417,10 +417,10 @@ impl Server {
                 // Resumed by the next writable event.
                 return;
             }
-            if flow == Flow::OutputFull {
-                // The output drained while flushing: handle more commands,
-                // next turn, so that a megabyte of replies is one client's
-                // share of a turn.
+            if matches!(flow, Flow::OutputFull | Flow::Yield) {
+                // Its share of this turn is used (a megabyte of replies that
+                // drained while flushing, or UNITS_PER_TURN commands): the
+                // rest waits until the others have had theirs.
                 self.again.push(c);
                 return;
             }
