@@ -350,3 +350,18 @@ pub fn put(c: &mut Client, pri: u32, delay: u32, ttr: u32, body: &[u8]) -> u64 {
         .and_then(|r| r.trim_end().parse().ok())
         .unwrap_or_else(|| panic!("put: {reply}"))
 }
+
+/// Stops a server with SIGTERM and waits (bounded) for it to exit.
+pub fn stop(mut s: Server) {
+    s.signal(libc::SIGTERM);
+    assert!(
+        s.wait_exit(Duration::from_secs(5)).is_some(),
+        "server did not stop"
+    );
+}
+
+/// Kills a server with SIGKILL and waits (bounded) for it to go.
+pub fn crash(mut s: Server) {
+    s.signal(libc::SIGKILL);
+    assert!(s.wait_exit(Duration::from_secs(5)).is_some());
+}
