@@ -98,6 +98,11 @@ impl Framer {
         self.input.capacity()
     }
 
+    /// Whether it is throwing away a body (refused, or after a bad put).
+    pub fn skipping(&self) -> bool {
+        matches!(self.want, Want::Skip { .. })
+    }
+
     /// Bytes read but not yet handled.
     pub fn buffered(&self) -> usize {
         self.input.len() - self.start
@@ -451,6 +456,12 @@ pub struct Conn {
     /// Registered for writable events. Only while blocked: otherwise every
     /// acknowledgement from the peer would wake the loop for nothing.
     pub armed: bool,
+    /// Bytes read while skipping a body since the last pause.
+    pub skipped: usize,
+    /// While skipping a body: no read before this instant.
+    pub paced_until: Option<std::time::Instant>,
+    /// In the event loop's list of paced connections.
+    pub paced: bool,
 }
 
 impl Conn {
@@ -467,6 +478,9 @@ impl Conn {
             held: None,
             blocked: false,
             armed: false,
+            skipped: 0,
+            paced_until: None,
+            paced: false,
         }
     }
 

@@ -31,6 +31,9 @@ pub const WAKER: Token = Token(usize::MAX - 3);
 
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
+/// A connection skipping a body reads this much, then pauses SKIP_PAUSE.
+const SKIP_BURST: usize = 1 << 20;
+const SKIP_PAUSE: Duration = Duration::from_millis(1);
 /// A connection that yields writes its replies once this much waits.
 const FLUSH_AT: usize = 64 * 1024;
 /// Buffers this large, freed, are worth handing back to the system.
@@ -116,6 +119,8 @@ pub struct Server {
     scratch: Vec<u8>,
     /// Connections that received output out of turn and must be driven.
     woken: Vec<ClientId>,
+    /// Connections skipping a body that wait for their next read.
+    paced: Vec<ClientId>,
     /// A connection that held a megabyte or more of buffers closed this
     /// turn: hand free pages back at its end.
     trim: bool,
@@ -168,6 +173,7 @@ impl Server {
             scratch: vec![0; READ_CHUNK],
             woken: Vec::new(),
             again: Vec::new(),
+            paced: Vec::new(),
             trim: false,
             accept_paused_until: None,
             accept_failing: false,
@@ -241,6 +247,7 @@ impl Server {
                 }
             }
             self.woken.extend(again);
+            self.resume_paced();
             self.drive_woken();
             if self.engine.shrink_if_emptied() || std::mem::take(&mut self.trim) {
                 return_free_memory();
@@ -266,7 +273,11 @@ impl Server {
             .as_ref()
             .and_then(|b| b.sync_due())
             .map(|due| due.saturating_duration_since(Instant::now()));
-        [timer, accept, sync].into_iter().flatten().min()
+        let paced = (self.paced.iter())
+            .filter_map(|&c| self.conns.get(c as usize)?.paced_until)
+            .min()
+            .map(|t| t.saturating_duration_since(Instant::now()));
+        [timer, accept, sync, paced].into_iter().flatten().min()
     }
 
     fn signals(&mut self) {
@@ -367,6 +378,21 @@ impl Server {
         info!("accepted connection {key} from {peer}");
     }
 
+    /// Paced connections whose pause is over are driven again.
+    fn resume_paced(&mut self) {
+        let now = Instant::now();
+        let (conns, woken) = (&mut self.conns, &mut self.woken);
+        self.paced.retain(|&c| match conns.get_mut(c as usize) {
+            Some(conn) if conn.paced_until.is_some_and(|t| t > now) => true,
+            Some(conn) => {
+                conn.paced = false;
+                woken.push(c);
+                false
+            }
+            None => false,
+        });
+    }
+
     fn drive_woken(&mut self) {
         while !self.woken.is_empty() {
             let woken = std::mem::take(&mut self.woken);
@@ -382,6 +408,7 @@ impl Server {
         let key = c as usize;
         // Bytes just read into `scratch`, handled at the top of the loop.
         let mut fresh = 0;
+        let mut skipped_one = false;
         for _ in 0..READS_PER_TURN {
             if !self.conns.contains(key) {
                 return;
@@ -454,11 +481,34 @@ impl Server {
             if conn.drained {
                 return;
             }
+            if skipped_one {
+                // One read a turn for a body being thrown away.
+                self.again.push(c);
+                return;
+            }
+            let skipping = conn.framer.skipping();
+            if skipping && conn.paced_until.is_some_and(|t| Instant::now() < t) {
+                if !std::mem::replace(&mut conn.paced, true) {
+                    self.paced.push(c);
+                }
+                return;
+            }
             match conn.stream.read(&mut self.scratch) {
                 Ok(0) => conn.eof = true,
                 Ok(n) => {
                     fresh = n;
                     conn.drained = n < self.scratch.len() && !conn.hung_up;
+                    if skipping {
+                        skipped_one = true;
+                        // A body that is thrown away is read at most a
+                        // burst per millisecond (1 GiB/s): sent flat out,
+                        // 4 GiB of it otherwise cost every other client.
+                        conn.skipped += n;
+                        if conn.skipped >= SKIP_BURST {
+                            conn.skipped = 0;
+                            conn.paced_until = Some(Instant::now() + SKIP_PAUSE);
+                        }
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
