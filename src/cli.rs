@@ -67,6 +67,10 @@ pub struct Args {
     /// refuse puts (OUT_OF_MEMORY) while the jobs held take BYTES or more
     #[argh(option)]
     pub max_memory: Option<u64>,
+
+    /// serve metrics, health checks and a status page over HTTP on ADDR:PORT
+    #[argh(option)]
+    pub http: Option<String>,
 }
 
 /// The help text, laid out as beanstalkd's `-h` (which operators and
@@ -97,13 +101,15 @@ Options beanstalkd does not have:
  --max-memory BYTES  refuse puts, and use or watch of a new tube, with
           OUT_OF_MEMORY while jobs and tubes take BYTES or more (a job counts
           its body and 84 bytes, a tube twice its name and 288; off by default)
+ --http ADDR:PORT  serve /metrics (Prometheus), /healthz, /readyz and a
+          status page (/, /status.json) over HTTP; off by default
 "
 }
 
 /// Flags that take a value.
 const VALUED: &[u8] = b"bflpuzs";
 /// Long options that take a value.
-const VALUED_LONG: &[&str] = &["--max-memory"];
+const VALUED_LONG: &[&str] = &["--max-memory", "--http"];
 
 /// Splits `-VFV` into `-V -F -V` and `-p11300` into `-p 11300`, and
 /// `--long=value` into `--long value`, stopping at the first argument that

@@ -462,6 +462,9 @@ pub struct Conn {
     pub paced_until: Option<std::time::Instant>,
     /// In the event loop's list of paced connections.
     pub paced: bool,
+    /// The peer's address, and when it connected (for the status page).
+    pub peer: Box<str>,
+    pub since: crate::job::Nanos,
 }
 
 impl Conn {
@@ -481,6 +484,8 @@ impl Conn {
             skipped: 0,
             paced_until: None,
             paced: false,
+            peer: "".into(),
+            since: 0,
         }
     }
 

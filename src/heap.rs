@@ -112,6 +112,11 @@ impl<K: Ord + Copy> Heap<K> {
         self.entries.iter().map(|e| e.item)
     }
 
+    /// Every element, key and item, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (K, u32)> + '_ {
+        self.entries.iter().map(|e| (e.key, e.item))
+    }
+
     fn remove_at(&mut self, pos: usize, at: &mut impl Positions) -> (K, u32) {
         let removed = self.entries.swap_remove(pos);
         if pos < self.entries.len() {

@@ -14,6 +14,9 @@
 //!   [`timer_wheel`]: the data structures.
 //! - [`cli`], [`listen`], [`clock`]: the command line, the listening
 //!   socket, and the time every command is given.
+//! - [`http`]: the optional HTTP port (`--http`): metrics, health checks
+//!   and the status page, served by the same loop; [`histogram`]: the
+//!   duration histograms it exposes.
 
 pub mod binlog;
 pub mod body_store;
@@ -23,6 +26,8 @@ pub mod conn;
 pub mod engine;
 pub mod event_loop;
 pub mod heap;
+pub mod histogram;
+pub mod http;
 pub mod id_index;
 pub mod job;
 pub mod journal;

@@ -16,6 +16,7 @@ use sprout::cli::{self, Args, MAX_JOB_SIZE_LIMIT, split_short_flags};
 use sprout::clock::{CLOCK_BASE, Clock};
 use sprout::engine::{Engine, ServerInfo};
 use sprout::event_loop::{EXIT_SYNC_FAILED, ServeError, Server, WAKER};
+use sprout::http::recovering::Responder;
 use sprout::listen;
 
 /// beanstalkd's exit status for bad usage.
@@ -66,6 +67,13 @@ fn main() {
             exit(EXIT_LISTEN);
         }
     };
+    let http = args.http.as_deref().map(|addr| match open_http(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            error!("cannot listen for HTTP on {addr}: {e} (--http wants ADDR:PORT, e.g. 127.0.0.1:8080)");
+            exit(EXIT_LISTEN);
+        }
+    });
     if let Some(user) = &args.user
         && let Err(e) = listen::become_user(user)
     {
@@ -90,12 +98,27 @@ fn main() {
         (true, _) => SyncPolicy::Never,
         (false, ms) => SyncPolicy::Every(Duration::from_millis(ms.unwrap_or(50))),
     };
+    // While the binlog is read back, HTTP clients hear 503, not silence.
+    let responder = http.map(|l| match Responder::start(l) {
+        Ok(r) => r,
+        Err(e) => {
+            error!("cannot start the HTTP port: {e}");
+            exit(1);
+        }
+    });
     let binlog = args
         .binlog_dir
         .as_deref()
         .map(|dir| open_binlog(Path::new(dir), &args, policy, &poll, &mut engine, clock));
+    let http = responder.map(|r| match r.finish() {
+        Some(l) => mio::net::TcpListener::from_std(l),
+        None => {
+            error!("the HTTP port's recovery responder failed");
+            exit(1);
+        }
+    });
     let hold = binlog.is_some() && policy == SyncPolicy::Every(Duration::ZERO);
-    let mut server = match Server::new(listener, engine, clock, poll, binlog, hold) {
+    let mut server = match Server::new(listener, engine, clock, poll, binlog, hold, http) {
         Ok(s) => s,
         Err(e) => {
             error!("cannot set up the event loop: {e}");
@@ -182,6 +205,13 @@ fn open_binlog(
         );
     }
     binlog
+}
+
+/// Binds the HTTP port: `ADDR:PORT`, or `[v6]:PORT`, or a host name.
+fn open_http(addr: &str) -> std::io::Result<std::net::TcpListener> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<_> = addr.to_socket_addrs()?.collect();
+    std::net::TcpListener::bind(&addrs[..])
 }
 
 fn init_logging(verbose: u8) {

@@ -68,7 +68,7 @@ impl Binlog {
     ///
     /// [`start_over`]: Self::start_over
     pub fn sync_completed(&mut self) -> Result<u64, SyncFailed> {
-        let Some(syncer) = &self.syncer else {
+        let Some(syncer) = &mut self.syncer else {
             return Ok(self.synced());
         };
         match syncer.completed() {
@@ -86,6 +86,28 @@ impl Binlog {
             }
         }
         Ok(self.synced())
+    }
+
+    /// What the binlog's files and fsyncs look like now, for metrics.
+    pub fn figures(&self) -> DiskFigures {
+        let size: u64 = self.files.values().map(|f| f.size).sum();
+        let live: u64 = self.files.values().map(|f| f.live_bytes).sum();
+        let latency = self.syncer.as_ref().map(|s| s.latency.clone());
+        DiskFigures {
+            files: self.files.len() as u64,
+            spare_files: self.spares.len() as u64,
+            disk_bytes: size + self.spares.iter().map(|s| s.size).sum::<u64>(),
+            live_bytes: live,
+            live_ratio: if size == 0 {
+                1.0
+            } else {
+                live as f64 / size as f64
+            },
+            fsyncs: latency.as_ref().map_or(0, |h| h.count()),
+            fsync_failures: self.sync_failures,
+            fsync_seconds: latency.unwrap_or_default(),
+            stats: self.stats(),
+        }
     }
 
     /// fsyncs that failed since start.

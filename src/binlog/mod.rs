@@ -61,6 +61,27 @@ pub enum SyncPolicy {
     Every(Duration),
 }
 
+/// The binlog as metrics show it.
+#[derive(Debug, Clone, Default)]
+pub struct DiskFigures {
+    /// Files holding records (spares, preallocated and empty, apart).
+    pub files: u64,
+    pub spare_files: u64,
+    /// Bytes allocated on disk, spares included.
+    pub disk_bytes: u64,
+    /// Bytes of the newest full records of live jobs.
+    pub live_bytes: u64,
+    /// live_bytes over the bytes of the files holding records: what
+    /// compaction would keep.
+    pub live_ratio: f64,
+    /// Successful fsyncs of the current file, and every failed one.
+    pub fsyncs: u64,
+    pub fsync_failures: u64,
+    pub fsync_seconds: crate::histogram::Histogram,
+    /// What `stats` shows of the binlog.
+    pub stats: JournalStats,
+}
+
 /// The books of one file.
 #[derive(Debug, Default)]
 struct FileInfo {

@@ -5,8 +5,11 @@
 use std::fs::File;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
+
+use crate::histogram::Histogram;
 
 /// Work for the thread, done in the order sent.
 pub enum Request {
@@ -40,8 +43,10 @@ impl std::fmt::Display for SyncFailed {
 
 pub struct Syncer {
     tx: Option<Sender<Request>>,
-    done: Receiver<Result<u64, SyncFailed>>,
+    done: Receiver<Result<(u64, Duration), SyncFailed>>,
     thread: Option<JoinHandle<()>>,
+    /// How long each successful fsync of the current file took.
+    pub latency: Histogram,
 }
 
 impl Syncer {
@@ -56,10 +61,13 @@ impl Syncer {
                 for req in rx {
                     let report = match req {
                         Request::Sync { file, seq } => {
-                            file.sync_data().map(|()| seq).map_err(|error| SyncFailed {
-                                retired: false,
-                                error,
-                            })
+                            let started = Instant::now();
+                            (file.sync_data())
+                                .map(|()| (seq, started.elapsed()))
+                                .map_err(|error| SyncFailed {
+                                    retired: false,
+                                    error,
+                                })
                         }
                         Request::Retire { file } => match file.sync_all() {
                             Ok(()) => continue,
@@ -79,6 +87,7 @@ impl Syncer {
             tx: Some(tx),
             done,
             thread: Some(thread),
+            latency: Histogram::default(),
         })
     }
 
@@ -92,10 +101,12 @@ impl Syncer {
     /// The highest sequence number reported synced since the last call, or
     /// the first failure reported since then (reports are in order, so a
     /// sync reported after a failure does not make the failure good).
-    pub fn completed(&self) -> Result<Option<u64>, SyncFailed> {
+    pub fn completed(&mut self) -> Result<Option<u64>, SyncFailed> {
         let mut best = None;
         for report in self.done.try_iter() {
-            best = best.max(Some(report?));
+            let (seq, took) = report?;
+            self.latency.record(took);
+            best = best.max(Some(seq));
         }
         Ok(best)
     }

@@ -208,7 +208,7 @@ impl Engine {
                     Some(key) => {
                         // A touch keeps the job's place in reservation order.
                         let pos = self.jobs[key as usize].pos;
-                        let seq = self.client(c).reserved.key_at(pos).map(|k| k.1);
+                        let seq = self.client(c).reserved.key_at(pos).map(|k| (k.1, k.2));
                         self.unlink(key);
                         self.hold(key, c, now, seq);
                         b"TOUCHED\r\n"

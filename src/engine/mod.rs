@@ -43,6 +43,9 @@ mod reserve;
 mod tests;
 mod timers;
 mod transitions;
+mod view;
+
+pub use view::{ClientView, Reservation, TubeView};
 
 /// How long before a reservation's deadline a waiting reserve answers
 /// DEADLINE_SOON instead of waiting on.
@@ -102,8 +105,10 @@ pub(crate) struct Client {
     pub watch: WatchList,
     /// Jobs reserved by this client, keyed (deadline, reservation
     /// sequence): soonest deadline first, and among equal deadlines the
-    /// earlier reservation, as beanstalkd's reservation list gives.
-    pub reserved: Heap<(Nanos, u64)>,
+    /// earlier reservation, as beanstalkd's reservation list gives. The
+    /// third part, never compared (sequences are unique), is when the
+    /// reservation began: a touch keeps it, for the status page.
+    pub reserved: Heap<(Nanos, u64, Nanos)>,
     pub waiting: bool,
     /// Set while a reserve-with-timeout waits.
     pub timeout_at: Option<Nanos>,
@@ -117,6 +122,8 @@ pub(crate) struct Client {
 pub(crate) struct Totals {
     pub ops: [u64; Op::COUNT],
     pub job_timeouts: u64,
+    /// Jobs handed to a worker (by any reserve command), for rates.
+    pub reservations: u64,
     pub total_jobs: u64,
     pub total_connections: u64,
     pub ready: u64,

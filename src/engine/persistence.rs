@@ -14,7 +14,7 @@ impl Engine {
                 .map(|(until, _)| until.get()),
             State::Reserved => (self.clients.get(job.reserver as usize))
                 .and_then(|c| c.as_ref()?.reserved.key_at(job.pos))
-                .map(|(deadline, _)| deadline),
+                .map(|(deadline, _, _)| deadline),
             State::Ready | State::Buried => None,
         };
         at.unwrap_or(0)

@@ -45,7 +45,7 @@ impl Engine {
             .client(c)
             .reserved
             .peek()
-            .map(|((d, _), _)| d.saturating_sub(SAFETY_MARGIN));
+            .map(|((d, _, _), _)| d.saturating_sub(SAFETY_MARGIN));
         let wake = match (soon, timeout_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -110,7 +110,7 @@ impl Engine {
 
     pub(super) fn deadline_soon(&self, c: ClientId, now: Nanos) -> bool {
         match self.client(c).reserved.peek() {
-            Some(((deadline, _), _)) => now + SAFETY_MARGIN >= deadline,
+            Some(((deadline, _, _), _)) => now + SAFETY_MARGIN >= deadline,
             None => false,
         }
     }

@@ -106,14 +106,27 @@ impl Engine {
         self.hold(key, c, now, None);
     }
 
-    /// Reserves `key` to `c` until its TTR runs out; `seq` is the place in
-    /// `c`'s reservation order (a new one when None).
-    pub(super) fn hold(&mut self, key: JobKey, c: ClientId, now: Nanos, seq: Option<u64>) {
-        let seq = seq.unwrap_or_else(|| self.next_seq());
+    /// Reserves `key` to `c` until its TTR runs out; `kept` is the place in
+    /// `c`'s reservation order and when the reservation began (a new
+    /// reservation, now, when None).
+    pub(super) fn hold(
+        &mut self,
+        key: JobKey,
+        c: ClientId,
+        now: Nanos,
+        kept: Option<(u64, Nanos)>,
+    ) {
+        let (seq, since) = match kept {
+            Some(kept) => kept,
+            None => {
+                self.totals.reservations += 1;
+                (self.next_seq(), now)
+            }
+        };
         let job = &mut self.jobs[key as usize];
         job.state = State::Reserved;
         job.reserver = c;
-        let (t, sort) = (job.tube, (now + secs(job.ttr), seq));
+        let (t, sort) = (job.tube, (now + secs(job.ttr), seq, since));
         let timer = self.schedule(sort.0, Timer::Ttr(key));
         self.jobs[key as usize].timer = Some(timer);
         self.tubes.slab[t as usize].reserved += 1;

@@ -81,7 +81,10 @@ impl Server {
             warn!("cannot watch a new connection from {peer}: {e}; closing it");
             return;
         }
-        entry.insert(Conn::new(stream));
+        let mut conn = Conn::new(stream);
+        conn.peer = peer.as_str().into();
+        conn.since = self.clock.now();
+        entry.insert(conn);
         self.engine.connect(key as ClientId);
         info!("accepted connection {key} from {peer}");
     }

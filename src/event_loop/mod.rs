@@ -24,6 +24,7 @@ use crate::binlog::sync::SyncFailed;
 use crate::clock::Clock;
 use crate::conn::{Conn, Flow, OUTPUT_HIGH_WATER, Stream};
 use crate::engine::{Engine, Sink};
+use crate::histogram::Histogram;
 use crate::job::{ClientId, Nanos};
 use crate::journal::Journal;
 use crate::listen::Listener;
@@ -31,6 +32,9 @@ use crate::listen::Listener;
 mod accept;
 mod drive;
 mod durability;
+mod http;
+
+use http::{HTTP_BASE, HTTP_LISTENER, HttpSide};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -152,6 +156,10 @@ pub struct Server {
     hold_replies: bool,
     /// An fsync failed while replies waited for it: stop, sending none.
     failed: Option<SyncFailed>,
+    /// The HTTP port, with `--http`.
+    http: Option<HttpSide>,
+    /// How long each turn took, from waking to the next sleep.
+    turns: Histogram,
 }
 
 impl Server {
@@ -163,6 +171,7 @@ impl Server {
         poll: Poll,
         binlog: Option<Binlog>,
         hold_replies: bool,
+        http: Option<mio::net::TcpListener>,
     ) -> io::Result<Server> {
         match &mut listener {
             Listener::Tcp(l) => poll.registry().register(l, LISTENER, Interest::READABLE)?,
@@ -171,7 +180,7 @@ impl Server {
         let mut signals = Signals::new([SIGUSR1, SIGTERM, SIGINT])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
-        Ok(Server {
+        let mut server = Server {
             poll,
             listener,
             signals,
@@ -191,7 +200,11 @@ impl Server {
             binlog,
             hold_replies,
             failed: None,
-        })
+            http: http.map(HttpSide::new),
+            turns: Histogram::default(),
+        };
+        server.register_http()?;
+        Ok(server)
     }
 
     fn now(&self) -> Nanos {
@@ -222,6 +235,7 @@ impl Server {
                 }
                 Err(e) => return Err(ServeError::Poll(e)),
             }
+            let woke = Instant::now();
             // Timers first: a command that arrives after a deadline must
             // find that deadline's work done (a job whose TTR ran out is
             // ready again), however late the loop woke.
@@ -238,6 +252,10 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
+                    HTTP_LISTENER => self.accept_http(),
+                    Token(key) if (HTTP_BASE..HTTP_LISTENER.0 - 1).contains(&key) => {
+                        self.drive_http(key - HTTP_BASE)
+                    }
                     SIGNALS => self.signals(),
                     WAKER => {
                         self.synced();
@@ -257,9 +275,14 @@ impl Server {
             self.woken.extend(again);
             self.resume_paced();
             self.drive_woken();
+            if let Some(h) = &mut self.http {
+                h.rates.sample(now, self.engine.flow_counts());
+                self.expire_http();
+            }
             if self.engine.shrink_if_emptied() || std::mem::take(&mut self.trim) {
                 return_free_memory();
             }
+            self.turns.record(woke.elapsed());
         }
         self.shut_down().map_err(ServeError::SyncFailed)
     }
@@ -285,7 +308,17 @@ impl Server {
             .filter_map(|&c| self.conns.get(c as usize)?.paced_until)
             .min()
             .map(|t| t.saturating_duration_since(Instant::now()));
-        [timer, accept, sync, paced].into_iter().flatten().min()
+        // The HTTP side's time limits, and a rate sample a second.
+        let http = self.http.as_ref().map(|h| {
+            let limit = h.next_deadline().map_or(Duration::MAX, |at| {
+                Duration::from_nanos(at.saturating_sub(now))
+            });
+            limit.min(Duration::from_secs(1))
+        });
+        [timer, accept, sync, paced, http]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn signals(&mut self) {

@@ -121,6 +121,37 @@ impl Server {
     /// As start_bin, letting `configure` adjust the command first (limits,
     /// environment).
     pub fn start_with(bin: &str, extra: &[&str], configure: impl Fn(&mut Command)) -> Server {
+        Self::try_start_with(bin, extra, configure)
+            .unwrap_or_else(|| panic!("{bin} did not start listening"))
+    }
+
+    /// Starts sprout with `--http` on a free port as well, and waits for
+    /// both ports; returns the server and the HTTP port.
+    pub fn start_http(extra: &[&str], configure: impl Fn(&mut Command)) -> (Server, u16) {
+        for _ in 0..5 {
+            let hport = free_port();
+            let addr = format!("127.0.0.1:{hport}");
+            let mut args = vec!["--http", &addr];
+            args.extend_from_slice(extra);
+            let Some(s) = Self::try_start_with(sprout_bin(), &args, &configure) else {
+                continue; // the HTTP port was taken: sprout exited
+            };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if listens_on(s.child.id(), hport) {
+                    return (s, hport);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        panic!("sprout did not start listening for HTTP");
+    }
+
+    fn try_start_with(
+        bin: &str,
+        extra: &[&str],
+        configure: impl Fn(&mut Command),
+    ) -> Option<Server> {
         for _ in 0..5 {
             let port = free_port();
             let mut cmd = Command::new(bin);
@@ -142,14 +173,14 @@ impl Server {
                 // free_port and our bind: only our own process will do.
                 // No probe connection, so stats count only the test's own.
                 if listens_on(child.id(), port) {
-                    return Server { child, port };
+                    return Some(Server { child, port });
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
             let _ = child.kill();
             let _ = child.wait();
         }
-        panic!("{bin} did not start listening");
+        None
     }
 
     pub fn connect(&self) -> Client {

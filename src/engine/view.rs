@@ -1,0 +1,233 @@
+//! Read-only views of the engine's state for the HTTP side (metrics and
+//! the status page): what `stats` and `stats-tube` say, and what no
+//! command shows, such as who holds which job and for how long. Nothing
+//! here changes the engine; every time is passed in.
+
+use super::*;
+
+/// One tube, as `stats-tube` counts it, and a little more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TubeView<'a> {
+    pub name: &'a str,
+    pub urgent: u64,
+    pub ready: u64,
+    pub reserved: u64,
+    pub delayed: u64,
+    pub buried: u64,
+    pub total_jobs: u64,
+    pub using: u64,
+    pub watching: u64,
+    pub waiting: u64,
+    pub cmd_delete: u64,
+    pub cmd_pause: u64,
+    /// The pause length and what is left of it, in nanoseconds (0, 0 when
+    /// not paused).
+    pub pause: Nanos,
+    pub pause_left: Nanos,
+    /// The age (since put) of the oldest ready job, if any is ready.
+    pub oldest_ready_age: Option<Nanos>,
+    /// The id and age of the job buried first, if any is buried.
+    pub oldest_buried: Option<(u64, Nanos)>,
+}
+
+/// One connection, as the engine knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientView<'a> {
+    pub id: ClientId,
+    pub used: &'a str,
+    pub watched: Vec<&'a str>,
+    pub producer: bool,
+    pub worker: bool,
+    /// Blocked in a reserve.
+    pub waiting: bool,
+    pub reserved: usize,
+}
+
+/// One reserved job: who holds it, since when, until when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reservation<'a> {
+    pub id: u64,
+    pub tube: &'a str,
+    pub client: ClientId,
+    pub pri: u32,
+    pub body_size: usize,
+    pub reserved_at: Nanos,
+    pub deadline: Nanos,
+    pub reserves: u32,
+}
+
+impl Engine {
+    /// Every tube, in `list-tubes` order.
+    pub fn tube_views(&self, now: Nanos) -> impl Iterator<Item = TubeView<'_>> {
+        self.tubes.in_order().map(move |t| self.tube_view(t, now))
+    }
+
+    fn tube_view<'a>(&'a self, t: &'a crate::tube::Tube, now: Nanos) -> TubeView<'a> {
+        let age = |key: u32| now.saturating_sub(self.jobs[key as usize].created_at);
+        // Ids are handed out in put order, so the smallest is the oldest;
+        // the scan reads only the heap's keys (about a nanosecond a job).
+        let oldest_ready = (t.ready.entries())
+            .min_by_key(|&((_, id), _)| id)
+            .map(|(_, key)| age(key));
+        let oldest_buried = t.buried.peek().map(|(_, key)| {
+            let job = &self.jobs[key as usize];
+            (job.id, age(key))
+        });
+        let (pause, pause_left) = if t.paused() {
+            (t.pause, t.unpause_at.saturating_sub(now))
+        } else {
+            (0, 0)
+        };
+        TubeView {
+            name: &t.name,
+            urgent: t.urgent as u64,
+            ready: t.ready.len() as u64,
+            reserved: t.reserved as u64,
+            delayed: t.delayed.len() as u64,
+            buried: t.buried.len() as u64,
+            total_jobs: t.total_jobs,
+            using: t.using as u64,
+            watching: t.watching as u64,
+            waiting: t.waiting.len() as u64,
+            cmd_delete: t.cmd_delete,
+            cmd_pause: t.cmd_pause,
+            pause,
+            pause_left,
+            oldest_ready_age: oldest_ready,
+            oldest_buried,
+        }
+    }
+
+    /// Every connection, by id.
+    pub fn client_views(&self) -> impl Iterator<Item = ClientView<'_>> {
+        let name = |t: TubeId| &*self.tubes.slab[t as usize].name;
+        self.clients.iter().enumerate().filter_map(move |(i, c)| {
+            let c = c.as_ref()?;
+            Some(ClientView {
+                id: i as ClientId,
+                used: name(c.used),
+                watched: c.watch.tubes().map(name).collect(),
+                producer: c.producer,
+                worker: c.worker,
+                waiting: c.waiting,
+                reserved: c.reserved.len(),
+            })
+        })
+    }
+
+    /// Every reserved job, in no particular order.
+    pub fn reservations(&self) -> impl Iterator<Item = Reservation<'_>> {
+        self.clients.iter().enumerate().flat_map(move |(i, c)| {
+            c.iter().flat_map(move |c| {
+                c.reserved
+                    .entries()
+                    .map(move |((deadline, _, since), key)| {
+                        let job = &self.jobs[key as usize];
+                        Reservation {
+                            id: job.id,
+                            tube: &self.tubes.slab[job.tube as usize].name,
+                            client: i as ClientId,
+                            pri: job.pri,
+                            body_size: job.bytes(),
+                            reserved_at: since,
+                            deadline,
+                            reserves: job.counts(&self.rare).reserves,
+                        }
+                    })
+            })
+        })
+    }
+
+    /// Reserved jobs whose TTR ends within the DEADLINE_SOON margin.
+    pub fn reservations_near_deadline(&self, now: Nanos) -> u64 {
+        let soon = now + SAFETY_MARGIN;
+        (self.clients.iter().flatten())
+            .flat_map(|c| c.reserved.entries())
+            .filter(|&((deadline, _, _), _)| deadline <= soon)
+            .count() as u64
+    }
+
+    /// The server-wide counts `stats` prints, by their stats names, in
+    /// `stats` order (strings and CPU times are left to the caller).
+    pub fn stat_counts(&self) -> Vec<(&'static str, u64)> {
+        let t = &self.totals;
+        let mut v = vec![
+            ("current-jobs-urgent", t.urgent),
+            ("current-jobs-ready", t.ready),
+            ("current-jobs-reserved", t.reserved),
+            ("current-jobs-delayed", t.delayed),
+            ("current-jobs-buried", t.buried),
+        ];
+        for op in &Op::ALL[..Op::SHOWN] {
+            v.push((cmd_stat_name(*op), t.ops[*op as usize]));
+        }
+        v.extend([
+            ("job-timeouts", t.job_timeouts),
+            ("total-jobs", t.total_jobs),
+            ("max-job-size", self.max_job_size as u64),
+            ("current-tubes", self.tubes.len() as u64),
+            ("current-connections", t.connections),
+            ("current-producers", t.producers),
+            ("current-workers", t.workers),
+            ("current-waiting", t.waiting),
+            ("total-connections", t.total_connections),
+        ]);
+        v
+    }
+
+    /// How often each command was used, every command counted.
+    pub fn command_counts(&self) -> impl Iterator<Item = (Op, u64)> + '_ {
+        Op::ALL
+            .into_iter()
+            .map(|op| (op, self.totals.ops[op as usize]))
+    }
+
+    /// (jobs put, jobs reserved, jobs deleted) since start: what rates are
+    /// made of.
+    pub fn flow_counts(&self) -> [u64; 3] {
+        let t = &self.totals;
+        [t.total_jobs, t.reservations, t.ops[Op::Delete as usize]]
+    }
+
+    pub fn info(&self) -> &ServerInfo {
+        &self.info
+    }
+
+    pub fn uptime(&self, now: Nanos) -> Nanos {
+        now.saturating_sub(self.started)
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+}
+
+/// `cmd-put` and so on: the stats name of a command's count.
+fn cmd_stat_name(op: Op) -> &'static str {
+    match op {
+        Op::Put => "cmd-put",
+        Op::Peek => "cmd-peek",
+        Op::PeekReady => "cmd-peek-ready",
+        Op::PeekDelayed => "cmd-peek-delayed",
+        Op::PeekBuried => "cmd-peek-buried",
+        Op::Reserve => "cmd-reserve",
+        Op::ReserveWithTimeout => "cmd-reserve-with-timeout",
+        Op::Delete => "cmd-delete",
+        Op::Release => "cmd-release",
+        Op::Use => "cmd-use",
+        Op::Watch => "cmd-watch",
+        Op::Ignore => "cmd-ignore",
+        Op::Bury => "cmd-bury",
+        Op::Kick => "cmd-kick",
+        Op::Touch => "cmd-touch",
+        Op::Stats => "cmd-stats",
+        Op::StatsJob => "cmd-stats-job",
+        Op::StatsTube => "cmd-stats-tube",
+        Op::ListTubes => "cmd-list-tubes",
+        Op::ListTubeUsed => "cmd-list-tube-used",
+        Op::ListTubesWatched => "cmd-list-tubes-watched",
+        Op::PauseTube => "cmd-pause-tube",
+        Op::ReserveJob => "cmd-reserve-job",
+        Op::KickJob => "cmd-kick-job",
+    }
+}

@@ -1,0 +1,79 @@
+//! Which path answers what, and the state a response is made from: the
+//! engine itself, and what only the event loop knows.
+
+use crate::binlog::DiskFigures;
+use crate::engine::Engine;
+use crate::histogram::Histogram;
+use crate::job::{ClientId, Nanos};
+
+use super::rates::Rates;
+use super::session::{Reply, Site};
+use super::{metrics, page, status};
+
+/// A queue connection's address and when it connected.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer<'a> {
+    pub addr: &'a str,
+    pub since: Nanos,
+}
+
+/// The event loop's knowledge of its queue connections.
+pub trait Peers {
+    fn peer(&self, c: ClientId) -> Option<Peer<'_>>;
+}
+
+/// What the event loop knows that the engine does not.
+pub struct LoopFigures<'a> {
+    /// How long each turn of the loop took.
+    pub turns: &'a Histogram,
+    /// None without `-b`.
+    pub binlog: Option<DiskFigures>,
+    pub http_connections: usize,
+    pub http_requests: u64,
+    pub rates: &'a Rates,
+    pub peers: &'a dyn Peers,
+    /// The binlog is recovered and the queue port listens.
+    pub ready: bool,
+}
+
+/// The state at one moment, answering requests.
+pub struct Live<'a> {
+    pub engine: &'a Engine,
+    pub now: Nanos,
+    pub figures: LoopFigures<'a>,
+}
+
+const JS: &str = include_str!("assets/status.js");
+const CSS: &str = include_str!("assets/status.css");
+
+impl Site for Live<'_> {
+    fn serve(&mut self, path: &str, query: &str) -> Reply {
+        match path {
+            "/" => Reply::new(
+                200,
+                "text/html; charset=utf-8",
+                page::page(self, &status::Filter::from_query(query)),
+            ),
+            "/status.json" => Reply::new(
+                200,
+                "application/json",
+                status::json(self, &status::Filter::from_query(query)),
+            ),
+            "/metrics" => Reply::new(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                metrics::render(self),
+            ),
+            "/status.js" => Reply::new(200, "text/javascript; charset=utf-8", JS),
+            "/status.css" => Reply::new(200, "text/css; charset=utf-8", CSS),
+            "/healthz" => Reply::text(200, "ok"),
+            "/readyz" if self.engine.is_draining() => Reply::text(503, "draining"),
+            "/readyz" if !self.figures.ready => Reply::text(503, "recovering"),
+            "/readyz" => Reply::text(200, "ready"),
+            _ => Reply::text(
+                404,
+                "no such page; try /, /metrics, /status.json, /healthz or /readyz",
+            ),
+        }
+    }
+}

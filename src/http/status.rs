@@ -1,0 +1,273 @@
+//! The status of the queue for a person or a script: a snapshot of the
+//! server, its tubes, connections, reserved and buried jobs, cut to a size
+//! a page can show (the longest-running first, and a count of the rest),
+//! written as `GET /status.json`. [`page`](super::page) writes the same
+//! snapshot as HTML. Job bodies are never included: they may hold secrets.
+
+use std::fmt::Write;
+
+use crate::job::{ClientId, NANOS_PER_SEC, Nanos};
+
+use super::site::Live;
+use super::text::{push_json, query_param};
+
+/// Rows of each table at most; the rest are counted.
+pub const MAX_ROWS: usize = 100;
+
+/// `?tube=NAME`: only what concerns one tube.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub tube: Option<String>,
+}
+
+impl Filter {
+    pub fn from_query(query: &str) -> Filter {
+        Filter {
+            tube: query_param(query, "tube").filter(|t| !t.is_empty()),
+        }
+    }
+
+    fn admits(&self, tube: &str) -> bool {
+        self.tube.as_deref().is_none_or(|t| t == tube)
+    }
+}
+
+pub struct ConnRow {
+    pub id: ClientId,
+    pub addr: String,
+    pub role: &'static str,
+    pub used: String,
+    pub watched: Vec<String>,
+    pub reserved: usize,
+    pub connected_for: Nanos,
+}
+
+pub struct ReservedRow {
+    pub id: u64,
+    pub tube: String,
+    pub worker: ClientId,
+    pub worker_addr: String,
+    pub pri: u32,
+    pub body_size: usize,
+    pub reserves: u32,
+    pub reserved_for: Nanos,
+    pub ttr_left: Nanos,
+}
+
+pub struct Snapshot<'a> {
+    pub live: &'a Live<'a>,
+    pub rates: [f64; 3],
+    pub tubes: Vec<crate::engine::TubeView<'a>>,
+    pub tubes_total: usize,
+    pub conns: Vec<ConnRow>,
+    pub conns_total: usize,
+    pub reserved: Vec<ReservedRow>,
+    pub reserved_total: usize,
+}
+
+/// The first `MAX_ROWS` of `v` by `key`, smallest first, without sorting
+/// all of it.
+fn first_rows<T, K: Ord>(mut v: Vec<T>, key: impl Fn(&T) -> K) -> (Vec<T>, usize) {
+    let total = v.len();
+    if v.len() > MAX_ROWS {
+        v.select_nth_unstable_by_key(MAX_ROWS, &key);
+        v.truncate(MAX_ROWS);
+    }
+    v.sort_by_key(key);
+    (v, total)
+}
+
+pub fn snapshot<'a>(live: &'a Live<'a>, filter: &Filter) -> Snapshot<'a> {
+    let (e, now) = (live.engine, live.now);
+    let peers = live.figures.peers;
+    let addr = |c: ClientId| {
+        peers
+            .peer(c)
+            .map_or_else(String::new, |p| p.addr.to_string())
+    };
+    let mut tubes: Vec<_> = e
+        .tube_views(now)
+        .filter(|t| filter.admits(t.name))
+        .collect();
+    let tubes_total = tubes.len();
+    tubes.truncate(MAX_ROWS * 5);
+    let conns: Vec<ConnRow> = e
+        .client_views()
+        .filter(|c| filter.admits(c.used) || c.watched.iter().any(|t| filter.admits(t)))
+        .map(|c| ConnRow {
+            id: c.id,
+            addr: addr(c.id),
+            role: match (c.waiting, c.worker, c.producer) {
+                (true, _, _) => "waiting",
+                (_, true, true) => "producer+worker",
+                (_, true, _) => "worker",
+                (_, _, true) => "producer",
+                _ => "idle",
+            },
+            used: c.used.to_string(),
+            watched: c.watched.iter().map(|t| t.to_string()).collect(),
+            reserved: c.reserved,
+            connected_for: peers.peer(c.id).map_or(0, |p| now.saturating_sub(p.since)),
+        })
+        .collect();
+    let (conns, conns_total) = first_rows(conns, |c| std::cmp::Reverse(c.connected_for));
+    let reserved: Vec<_> = e.reservations().filter(|r| filter.admits(r.tube)).collect();
+    let (reserved, reserved_total) = first_rows(reserved, |r| (r.reserved_at, r.id));
+    let reserved = reserved
+        .into_iter()
+        .map(|r| ReservedRow {
+            id: r.id,
+            tube: r.tube.to_string(),
+            worker: r.client,
+            worker_addr: addr(r.client),
+            pri: r.pri,
+            body_size: r.body_size,
+            reserves: r.reserves,
+            reserved_for: now.saturating_sub(r.reserved_at),
+            ttr_left: r.deadline.saturating_sub(now),
+        })
+        .collect();
+    Snapshot {
+        live,
+        rates: live.figures.rates.per_second(now, e.flow_counts()),
+        tubes,
+        tubes_total,
+        conns,
+        conns_total,
+        reserved,
+        reserved_total,
+    }
+}
+
+/// Seconds with millisecond precision, for JSON.
+pub fn secs(n: Nanos) -> f64 {
+    (n / 1_000_000) as f64 / (NANOS_PER_SEC / 1_000_000) as f64
+}
+
+pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
+    let s = snapshot(live, filter);
+    let e = live.engine;
+    let info = e.info();
+    let counts: std::collections::HashMap<&str, u64> = e.stat_counts().into_iter().collect();
+    let c = |k: &str| counts.get(k).copied().unwrap_or(0);
+    let mut o = String::with_capacity(4096);
+    o.push_str("{\"server\":{\"version\":");
+    push_json(&mut o, &info.version);
+    o.push_str(",\"hostname\":");
+    push_json(&mut o, &info.hostname);
+    let _ = write!(
+        o,
+        ",\"pid\":{},\"uptime\":{},\"draining\":{},\"jobs\":{{\"urgent\":{},\"ready\":{},\"reserved\":{},\"delayed\":{},\"buried\":{}}},\
+         \"tubes\":{},\"connections\":{},\"producers\":{},\"workers\":{},\"waiting\":{},\"total_jobs\":{},\"job_timeouts\":{},\
+         \"rates\":{{\"put\":{:.3},\"reserve\":{:.3},\"delete\":{:.3}}}}}",
+        info.pid,
+        secs(e.uptime(live.now)),
+        e.is_draining(),
+        c("current-jobs-urgent"),
+        c("current-jobs-ready"),
+        c("current-jobs-reserved"),
+        c("current-jobs-delayed"),
+        c("current-jobs-buried"),
+        c("current-tubes"),
+        c("current-connections"),
+        c("current-producers"),
+        c("current-workers"),
+        c("current-waiting"),
+        c("total-jobs"),
+        c("job-timeouts"),
+        s.rates[0],
+        s.rates[1],
+        s.rates[2],
+    );
+    o.push_str(",\"filter\":");
+    match &filter.tube {
+        Some(t) => push_json(&mut o, t),
+        None => o.push_str("null"),
+    }
+    let _ = write!(o, ",\"tubes_total\":{},\"tubes\":[", s.tubes_total);
+    for (i, t) in s.tubes.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        o.push_str("{\"name\":");
+        push_json(&mut o, t.name);
+        let _ = write!(
+            o,
+            ",\"urgent\":{},\"ready\":{},\"reserved\":{},\"delayed\":{},\"buried\":{},\"total_jobs\":{},\
+             \"using\":{},\"watching\":{},\"waiting\":{},\"deletes\":{},\"paused\":{},\"pause_left\":{},\
+             \"oldest_ready_age\":{},\"oldest_buried\":",
+            t.urgent,
+            t.ready,
+            t.reserved,
+            t.delayed,
+            t.buried,
+            t.total_jobs,
+            t.using,
+            t.watching,
+            t.waiting,
+            t.cmd_delete,
+            t.pause > 0,
+            secs(t.pause_left),
+            t.oldest_ready_age
+                .map_or("null".to_string(), |a| secs(a).to_string()),
+        );
+        match t.oldest_buried {
+            Some((id, age)) => {
+                let _ = write!(o, "{{\"id\":{id},\"age\":{}}}}}", secs(age));
+            }
+            None => o.push_str("null}"),
+        }
+    }
+    let _ = write!(
+        o,
+        "],\"connections_total\":{},\"connections\":[",
+        s.conns_total
+    );
+    for (i, c) in s.conns.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        let _ = write!(o, "{{\"id\":{},\"addr\":", c.id);
+        push_json(&mut o, &c.addr);
+        let _ = write!(o, ",\"role\":\"{}\",\"using\":", c.role);
+        push_json(&mut o, &c.used);
+        o.push_str(",\"watching\":[");
+        for (j, t) in c.watched.iter().enumerate() {
+            if j > 0 {
+                o.push(',');
+            }
+            push_json(&mut o, t);
+        }
+        let _ = write!(
+            o,
+            "],\"reserved\":{},\"connected_for\":{}}}",
+            c.reserved,
+            secs(c.connected_for)
+        );
+    }
+    let _ = write!(
+        o,
+        "],\"reserved_total\":{},\"reserved\":[",
+        s.reserved_total
+    );
+    for (i, r) in s.reserved.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        let _ = write!(o, "{{\"id\":{},\"tube\":", r.id);
+        push_json(&mut o, &r.tube);
+        let _ = write!(o, ",\"worker\":{},\"worker_addr\":", r.worker);
+        push_json(&mut o, &r.worker_addr);
+        let _ = write!(
+            o,
+            ",\"pri\":{},\"body_size\":{},\"reserves\":{},\"reserved_for\":{},\"ttr_left\":{}}}",
+            r.pri,
+            r.body_size,
+            r.reserves,
+            secs(r.reserved_for),
+            secs(r.ttr_left)
+        );
+    }
+    o.push_str("]}\n");
+    o.into_bytes()
+}
