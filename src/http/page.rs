@@ -45,7 +45,8 @@ pub fn page(live: &Live, filter: &Filter) -> Vec<u8> {
         o,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width\">\
-         <title>sprout on {host}</title><link rel=\"stylesheet\" href=\"/status.css\"></head>\n<body>\
+         <title>sprout on {host}</title><link rel=\"stylesheet\" href=\"/status.css\">\
+         <link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\"></head>\n<body>\
          <header><h1>sprout <span class=\"dim\">{} on {host}</span></h1>\
          <form method=\"get\" action=\"/\"><label>Tube <input name=\"tube\" value=\"{}\"></label>\
          <button>Filter</button> <a href=\"/\">all</a></form></header>\n",
@@ -55,12 +56,12 @@ pub fn page(live: &Live, filter: &Filter) -> Vec<u8> {
     let _ = write!(
         o,
         "<section><h2>Server</h2><dl id=\"server\">\
-         <dt>uptime</dt><dd id=\"uptime\">{}</dd>\
-         <dt>ready</dt><dd id=\"jobs-ready\">{}</dd><dt>reserved</dt><dd id=\"jobs-reserved\">{}</dd>\
-         <dt>delayed</dt><dd id=\"jobs-delayed\">{}</dd><dt>buried</dt><dd id=\"jobs-buried\">{}</dd>\
-         <dt>connections</dt><dd id=\"connections\">{}</dd><dt>waiting</dt><dd id=\"waiting\">{}</dd>\
-         <dt>put/s</dt><dd id=\"rate-put\">{:.1}</dd><dt>reserve/s</dt><dd id=\"rate-reserve\">{:.1}</dd>\
-         <dt>delete/s</dt><dd id=\"rate-delete\">{:.1}</dd><dt>draining</dt><dd id=\"draining\">{}</dd>\
+         <div><dt>uptime</dt><dd id=\"uptime\">{}</dd></div>\
+         <div><dt>ready</dt><dd id=\"jobs-ready\">{}</dd></div><div><dt>reserved</dt><dd id=\"jobs-reserved\">{}</dd></div>\
+         <div><dt>delayed</dt><dd id=\"jobs-delayed\">{}</dd></div><div><dt>buried</dt><dd id=\"jobs-buried\">{}</dd></div>\
+         <div><dt>connections</dt><dd id=\"connections\">{}</dd></div><div><dt>waiting</dt><dd id=\"waiting\">{}</dd></div>\
+         <div><dt>put/s</dt><dd id=\"rate-put\">{:.1}</dd></div><div><dt>reserve/s</dt><dd id=\"rate-reserve\">{:.1}</dd></div>\
+         <div><dt>delete/s</dt><dd id=\"rate-delete\">{:.1}</dd></div><div><dt>draining</dt><dd id=\"draining\">{}</dd></div>\
          </dl></section>",
         human(e.uptime(live.now)),
         c("current-jobs-ready"),

@@ -45,6 +45,7 @@ pub struct Live<'a> {
 
 const JS: &str = include_str!("assets/status.js");
 const CSS: &str = include_str!("assets/status.css");
+const ICON: &str = include_str!("assets/favicon.svg");
 
 impl Site for Live<'_> {
     fn serve(&mut self, path: &str, query: &str) -> Reply {
@@ -66,6 +67,8 @@ impl Site for Live<'_> {
             ),
             "/status.js" => Reply::new(200, "text/javascript; charset=utf-8", JS),
             "/status.css" => Reply::new(200, "text/css; charset=utf-8", CSS),
+            // Browsers ask for /favicon.ico whatever the page says.
+            "/favicon.svg" | "/favicon.ico" => Reply::new(200, "image/svg+xml", ICON),
             "/healthz" => Reply::text(200, "ok"),
             "/readyz" if self.engine.is_draining() => Reply::text(503, "draining"),
             "/readyz" if !self.figures.ready => Reply::text(503, "recovering"),

@@ -3,6 +3,7 @@
 //! prometheus_client) and /status.json equal to what the queue port's
 //! stats say at the same moment, and /readyz through recovery and drain.
 
+mod browser;
 #[path = "../common/mod.rs"]
 mod common;
 mod limits;
@@ -421,35 +422,37 @@ fn readyz_through_recovery_and_drain() {
     }
     let flag = shim.0.join("hold");
     std::fs::write(&flag, b"").unwrap();
-    let hport = common::free_port();
-    let addr = format!("127.0.0.1:{hport}");
-    let port = common::free_port();
-    let mut child = Command::new(common::sprout_bin())
-        .args([
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "--http",
-            &addr,
-            "-b",
-            dir.arg(),
-        ])
-        .env("LD_PRELOAD", &so)
-        .env("HELD_RECOVERY_FLAG", &flag)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start sprout");
+    // Both ports are bound before recovery; a port another test took
+    // makes sprout exit, and a new pair is tried.
+    let (mut child, port, hport) = (0..5)
+        .find_map(|_| {
+            let (port, hport) = (common::free_port(), common::free_port());
+            let addr = format!("127.0.0.1:{hport}");
+            let mut child = Command::new(common::sprout_bin())
+                .args(["-l", "127.0.0.1", "-p", &port.to_string(), "--http", &addr])
+                .args(["-b", dir.arg()])
+                .env("LD_PRELOAD", &so)
+                .env("HELD_RECOVERY_FLAG", &flag)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start sprout");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if common::listens_on(child.id(), hport) {
+                    return Some((child, port, hport));
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        })
+        .expect("sprout did not open its HTTP port");
     let _guard = Kill(&mut child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !common::listens_on(_guard.pid(), hport) {
-        assert!(
-            Instant::now() < deadline,
-            "the HTTP port did not open (port taken?)"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
     // Recovery is held: not ready, but alive.
     let r = get(hport, "/readyz");
     assert_eq!(
