@@ -98,6 +98,10 @@ impl Engine {
         }
     }
 
+    pub fn tube_count(&self) -> usize {
+        self.tubes.len()
+    }
+
     /// Every connection, by id.
     pub fn client_views(&self) -> impl Iterator<Item = ClientView<'_>> {
         let name = |t: TubeId| &*self.tubes.slab[t as usize].name;
