@@ -500,3 +500,26 @@ impl Drop for Kill<'_> {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn long_lists_are_cut_longest_first_with_a_count() {
+    let (s, h) = Server::start_http(&[], |_| {});
+    let mut p = s.connect();
+    let mut w = s.connect();
+    let mut ids = Vec::new();
+    for _ in 0..150 {
+        ids.push(put(&mut p, 0, 0, 600, b"x"));
+        let r = String::from_utf8(w.ask("reserve\r\n")).unwrap();
+        assert!(r.starts_with("RESERVED "), "{r}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&get(h, "/status.json").text()).unwrap();
+    assert_eq!(v["reserved_total"], 150);
+    let shown: Vec<u64> = (v["reserved"].as_array().unwrap().iter())
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    // Reserved one after another: the first hundred are the longest held.
+    assert_eq!(shown, ids[..100]);
+    let html = get(h, "/").text();
+    assert_eq!(html.matches("<td class=\"job\">").count(), 100);
+    assert!(html.contains("and 50 more reserved jobs"), "{html}");
+}
