@@ -222,6 +222,11 @@ impl Registry {
         self.order.iter().map(|&t| &self.slab[t as usize])
     }
 
+    /// Tubes in `list-tubes` order, with their ids.
+    pub fn in_order_with_ids(&self) -> impl Iterator<Item = (TubeId, &Tube)> {
+        self.order.iter().map(|&t| (t, &self.slab[t as usize]))
+    }
+
     pub fn len(&self) -> usize {
         self.order.len()
     }

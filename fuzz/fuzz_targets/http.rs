@@ -16,7 +16,7 @@
 use libfuzzer_sys::fuzz_target;
 use sprout::engine::{Engine, ServerInfo, Sink};
 use sprout::histogram::Histogram;
-use sprout::http::rates::Rates;
+use sprout::http::rates::{Rates, TubeRates};
 use sprout::http::session::Session;
 use sprout::http::site::{Live, LoopFigures, Peer, Peers};
 use sprout::http::{MAX_HEAD, OUTPUT_LIMIT};
@@ -95,6 +95,7 @@ fuzz_target!(|data: &[u8]| {
     let engine = queue(now);
     let turns = Histogram::default();
     let rates = Rates::default();
+    let tube_rates = TubeRates::default();
     let mut session = Session::new(now);
     let mut rest = data;
     while let Some((&control, tail)) = rest.split_first() {
@@ -118,6 +119,7 @@ fuzz_target!(|data: &[u8]| {
                 http_connections: 1,
                 http_requests: 0,
                 rates: &rates,
+                tube_rates: &tube_rates,
                 peers: &NoPeers,
                 ready: true,
             },

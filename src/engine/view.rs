@@ -8,6 +8,8 @@ use super::*;
 /// One tube, as `stats-tube` counts it, and a little more.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TubeView<'a> {
+    /// The tube's slot: reused once the tube is gone.
+    pub id: TubeId,
     pub name: &'a str,
     pub urgent: u64,
     pub ready: u64,
@@ -59,10 +61,16 @@ pub struct Reservation<'a> {
 impl Engine {
     /// Every tube, in `list-tubes` order.
     pub fn tube_views(&self, now: Nanos) -> impl Iterator<Item = TubeView<'_>> {
-        self.tubes.in_order().map(move |t| self.tube_view(t, now))
+        (self.tubes.in_order_with_ids()).map(move |(id, t)| self.tube_view(id, t, now))
     }
 
-    fn tube_view<'a>(&'a self, t: &'a crate::tube::Tube, now: Nanos) -> TubeView<'a> {
+    /// Each tube's slot, jobs put and jobs deleted since it was made: what
+    /// per-tube rates are made of.
+    pub fn tube_flow(&self) -> impl Iterator<Item = (TubeId, [u64; 2])> + '_ {
+        (self.tubes.slab.iter()).map(|(id, t)| (id as TubeId, [t.total_jobs, t.cmd_delete]))
+    }
+
+    fn tube_view<'a>(&'a self, id: TubeId, t: &'a crate::tube::Tube, now: Nanos) -> TubeView<'a> {
         let age = |key: u32| now.saturating_sub(self.jobs[key as usize].created_at);
         // Ids are handed out in put order, so the smallest is the oldest;
         // the scan reads only the heap's keys (about a nanosecond a job).
@@ -79,6 +87,7 @@ impl Engine {
             (0, 0)
         };
         TubeView {
+            id,
             name: &t.name,
             urgent: t.urgent as u64,
             ready: t.ready.len() as u64,

@@ -9,9 +9,10 @@ use std::io::{Read, Write};
 
 use mio::net::{TcpListener, TcpStream};
 
+use crate::http::MAX_CONNECTIONS;
+use crate::http::rates::{Rates, TubeRates};
 use crate::http::session::{Reply, Session, write_response};
 use crate::http::site::{Live, LoopFigures, Peer, Peers};
-use crate::http::{MAX_CONNECTIONS, rates::Rates};
 
 use super::*;
 
@@ -37,6 +38,7 @@ pub struct HttpSide {
     listener: TcpListener,
     conns: Slab<HttpConn>,
     pub rates: Rates,
+    pub tube_rates: TubeRates,
     requests: u64,
     /// Set while connections are refused at the ceiling (one log line).
     refusing: bool,
@@ -48,6 +50,7 @@ impl HttpSide {
             listener,
             conns: Slab::new(),
             rates: Rates::default(),
+            tube_rates: TubeRates::default(),
             requests: 0,
             refusing: false,
         }
@@ -161,6 +164,7 @@ impl Server {
         let HttpSide {
             conns,
             rates,
+            tube_rates,
             requests,
             ..
         } = h;
@@ -189,6 +193,7 @@ impl Server {
                     http_connections,
                     http_requests: *requests,
                     rates,
+                    tube_rates,
                     peers: &QueuePeers(&self.conns),
                     ready: true,
                 },

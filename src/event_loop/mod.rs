@@ -277,6 +277,9 @@ impl Server {
             self.drive_woken();
             if let Some(h) = &mut self.http {
                 h.rates.sample(now, self.engine.flow_counts());
+                if h.tube_rates.due(now) {
+                    h.tube_rates.snapshot(now, self.engine.tube_flow());
+                }
                 self.expire_http();
             }
             if self.engine.shrink_if_emptied() || std::mem::take(&mut self.trim) {

@@ -44,6 +44,59 @@ impl Rates {
     }
 }
 
+/// Per tube: puts and deletes per second over the last minute, from a
+/// snapshot of every tube's counters each 10 s (7 kept: 16 bytes a tube
+/// each, so 10,000 tubes cost about a megabyte), by tube slot. A slot
+/// whose counts went down holds a new tube, counted from zero.
+#[derive(Debug, Default)]
+pub struct TubeRates {
+    snapshots: VecDeque<(Nanos, Vec<[u64; 2]>)>,
+}
+
+const TUBE_EVERY: Nanos = 10 * NANOS_PER_SEC;
+const TUBE_KEPT: usize = 7;
+
+impl TubeRates {
+    /// Whether a snapshot is due at `now`.
+    pub fn due(&self, now: Nanos) -> bool {
+        self.snapshots
+            .back()
+            .is_none_or(|&(at, _)| now >= at + TUBE_EVERY)
+    }
+
+    pub fn snapshot(&mut self, now: Nanos, tubes: impl Iterator<Item = (u32, [u64; 2])>) {
+        let mut v = Vec::new();
+        for (id, counts) in tubes {
+            let i = id as usize;
+            if v.len() <= i {
+                v.resize(i + 1, [0, 0]);
+            }
+            v[i] = counts;
+        }
+        if self.snapshots.len() == TUBE_KEPT {
+            self.snapshots.pop_front();
+        }
+        self.snapshots.push_back((now, v));
+    }
+
+    /// (puts, deletes) per second for tube slot `id` with `counts` now.
+    pub fn per_second(&self, now: Nanos, id: u32, counts: [u64; 2]) -> [f64; 2] {
+        let Some((at, then)) = self.snapshots.front() else {
+            return [0.0; 2];
+        };
+        let secs = now.saturating_sub(*at) as f64 / NANOS_PER_SEC as f64;
+        if secs < 1.0 {
+            return [0.0; 2];
+        }
+        let then = then.get(id as usize).copied().unwrap_or([0, 0]);
+        let fresh = counts[0] < then[0] || counts[1] < then[1];
+        std::array::from_fn(|i| {
+            let base = if fresh { 0 } else { then[i] };
+            counts[i].saturating_sub(base) as f64 / secs
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +116,21 @@ mod tests {
         r.sample(120 * NANOS_PER_SEC + NANOS_PER_SEC / 2, [0, 0, 0]);
         assert_eq!(r.samples.len(), KEPT);
         assert_eq!(Rates::default().per_second(5, [1, 1, 1]), [0.0; 3]);
+    }
+
+    #[test]
+    fn tube_rates_over_a_minute_and_reused_slots() {
+        let mut r = TubeRates::default();
+        for s in 0..=12u64 {
+            let now = s * 10 * NANOS_PER_SEC;
+            assert!(r.due(now));
+            r.snapshot(now, [(0, [s * 50, s * 10]), (2, [s, 0])].into_iter());
+        }
+        // The oldest kept is 60 s back: 5 puts and 1 delete a second.
+        let now = 120 * NANOS_PER_SEC;
+        assert_eq!(r.per_second(now, 0, [600, 120]), [5.0, 1.0]);
+        // Slot 2's counts fell: a new tube there, counted from zero.
+        assert_eq!(r.per_second(now, 2, [3, 0]), [0.05, 0.0]);
+        assert!(!r.due(now + 1));
     }
 }

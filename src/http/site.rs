@@ -6,7 +6,7 @@ use crate::engine::Engine;
 use crate::histogram::Histogram;
 use crate::job::{ClientId, Nanos};
 
-use super::rates::Rates;
+use super::rates::{Rates, TubeRates};
 use super::session::{Reply, Site};
 use super::{metrics, page, status};
 
@@ -31,6 +31,7 @@ pub struct LoopFigures<'a> {
     pub http_connections: usize,
     pub http_requests: u64,
     pub rates: &'a Rates,
+    pub tube_rates: &'a TubeRates,
     pub peers: &'a dyn Peers,
     /// The binlog is recovered and the queue port listens.
     pub ready: bool,

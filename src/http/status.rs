@@ -58,6 +58,8 @@ pub struct Snapshot<'a> {
     pub live: &'a Live<'a>,
     pub rates: [f64; 3],
     pub tubes: Vec<crate::engine::TubeView<'a>>,
+    /// Puts and deletes per second of each tube in `tubes`.
+    pub tube_rates: Vec<[f64; 2]>,
     pub tubes_total: usize,
     pub conns: Vec<ConnRow>,
     pub conns_total: usize,
@@ -127,10 +129,14 @@ pub fn snapshot<'a>(live: &'a Live<'a>, filter: &Filter) -> Snapshot<'a> {
             ttr_left: r.deadline.saturating_sub(now),
         })
         .collect();
+    let tube_rates = (tubes.iter())
+        .map(|t| (live.figures.tube_rates).per_second(now, t.id, [t.total_jobs, t.cmd_delete]))
+        .collect();
     Snapshot {
         live,
         rates: live.figures.rates.per_second(now, e.flow_counts()),
         tubes,
+        tube_rates,
         tubes_total,
         conns,
         conns_total,
@@ -185,12 +191,13 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
         None => o.push_str("null"),
     }
     let _ = write!(o, ",\"tubes_total\":{},\"tubes\":[", s.tubes_total);
-    for (i, t) in s.tubes.iter().enumerate() {
+    for (i, (t, r)) in s.tubes.iter().zip(&s.tube_rates).enumerate() {
         if i > 0 {
             o.push(',');
         }
         o.push_str("{\"name\":");
         push_json(&mut o, t.name);
+        let _ = write!(o, ",\"put_rate\":{:.3},\"delete_rate\":{:.3}", r[0], r[1]);
         let _ = write!(
             o,
             ",\"urgent\":{},\"ready\":{},\"reserved\":{},\"delayed\":{},\"buried\":{},\"total_jobs\":{},\

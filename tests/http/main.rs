@@ -523,3 +523,40 @@ fn long_lists_are_cut_longest_first_with_a_count() {
     assert_eq!(html.matches("<td class=\"job\">").count(), 100);
     assert!(html.contains("and 50 more reserved jobs"), "{html}");
 }
+
+#[test]
+fn tube_rates_count_puts_per_second() {
+    let started = Instant::now();
+    let (s, h) = Server::start_http(&[], |_| {});
+    let mut p = s.connect();
+    p.expect("use busy\r\n", "USING busy\r\n");
+    // Answered, so the turn that took the connection (and the snapshot
+    // at its end) is over.
+    let answered = Instant::now();
+    for _ in 0..10 {
+        put(&mut p, 0, 0, 60, b"x");
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    let before = Instant::now();
+    let v: serde_json::Value = serde_json::from_str(&get(h, "/status.json").text()).unwrap();
+    let after = Instant::now();
+    let tube = |name: &str| {
+        (v["tubes"].as_array().unwrap().iter())
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no tube {name}"))
+            .clone()
+    };
+    // The window starts at the server's first turn: after it started, and
+    // before `use` was answered.
+    let rate = tube("busy")["put_rate"].as_f64().unwrap();
+    let (low, high) = (
+        10.0 / (after - started).as_secs_f64(),
+        10.0 / (before - answered).as_secs_f64(),
+    );
+    assert!(
+        rate >= low - 0.001 && rate <= high + 0.001,
+        "{rate} not in {low}..{high}"
+    );
+    assert_eq!(tube("default")["put_rate"], 0.0);
+    assert_eq!(tube("busy")["delete_rate"], 0.0);
+}

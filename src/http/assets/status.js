@@ -54,6 +54,8 @@
       [function (t) { return t.paused ? human(t.pause_left) + " left" : ""; }],
       [function (t) { return t.oldest_ready_age === null ? "" : human(t.oldest_ready_age); }],
       [function (t) { return t.total_jobs; }],
+      [function (t) { return t.put_rate.toFixed(1); }],
+      [function (t) { return t.delete_rate.toFixed(1); }],
     ]);
     more("tubes-more", s.tubes.length, s.tubes_total, "tubes");
     fill("reserved", s.reserved, [
