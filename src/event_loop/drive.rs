@@ -119,16 +119,21 @@ impl Server {
                 }
                 return;
             }
-            match conn.stream.read(&mut self.scratch) {
+            let room = if skipping {
+                SKIP_READ
+            } else {
+                self.scratch.len()
+            };
+            match conn.stream.read(&mut self.scratch[..room]) {
                 Ok(0) => conn.eof = true,
                 Ok(n) => {
                     fresh = n;
-                    conn.drained = n < self.scratch.len() && !conn.hung_up;
+                    conn.drained = n < room && !conn.hung_up;
                     if skipping {
                         skipped_one = true;
                         // A body that is thrown away is read at most a
-                        // burst per millisecond (1 GiB/s): sent flat out,
-                        // 4 GiB of it otherwise cost every other client.
+                        // burst per SKIP_PAUSE: sent flat out, 4 GiB of it
+                        // otherwise cost every other client.
                         conn.skipped += n;
                         if conn.skipped >= SKIP_BURST {
                             conn.skipped = 0;

@@ -43,9 +43,14 @@ pub const WAKER: Token = Token(usize::MAX - 3);
 
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
-/// A connection skipping a body reads this much, then pauses SKIP_PAUSE.
+/// A connection skipping a body reads this much, then pauses SKIP_PAUSE:
+/// at most 256 MiB/s of a body nobody will keep (a 4 GiB put is refused
+/// in 16 s), so that its sender's bursts do not cost the other clients.
 const SKIP_BURST: usize = 1 << 20;
-const SKIP_PAUSE: Duration = Duration::from_millis(1);
+/// A skipping connection's read size, one read a turn: small, as
+/// beanstalkd's 1 KiB bit bucket, so the others' turns come often.
+const SKIP_READ: usize = 4096;
+const SKIP_PAUSE: Duration = Duration::from_millis(4);
 /// A connection that yields writes its replies once this much waits.
 const FLUSH_AT: usize = 64 * 1024;
 /// Buffers this large, freed, are worth handing back to the system.
