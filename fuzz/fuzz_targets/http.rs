@@ -19,6 +19,7 @@ use sprout::histogram::Histogram;
 use sprout::http::rates::{Rates, TubeRates};
 use sprout::http::session::Session;
 use sprout::http::site::{Live, LoopFigures, Peer, Peers};
+use sprout::http::tube_lines::TubeLines;
 use sprout::http::{MAX_HEAD, OUTPUT_LIMIT};
 
 const NANOS: u64 = 1_000_000_000;
@@ -97,6 +98,7 @@ fuzz_target!(|data: &[u8]| {
     let rates = Rates::default();
     let tube_rates = TubeRates::default();
     let mut session = Session::new(now);
+    let (mut tube_lines, mut spare) = (TubeLines::default(), Vec::new());
     let mut rest = data;
     while let Some((&control, tail)) = rest.split_first() {
         let n = (control & 0x3f) as usize;
@@ -123,6 +125,8 @@ fuzz_target!(|data: &[u8]| {
                 peers: &NoPeers,
                 ready: true,
             },
+            tube_lines: &mut tube_lines,
+            spare: &mut spare,
         };
         if session.wants_input() {
             session.receive(piece, now, &mut live);
@@ -133,10 +137,13 @@ fuzz_target!(|data: &[u8]| {
         assert!(session.buffered() <= MAX_HEAD + 64 + OUTPUT_LIMIT + 64 * 1024 + 16 * 1024);
         // The client reads everything now and then.
         if control & 0x40 != 0 {
-            check_responses(&session.out);
+            check_responses(&session.out.to_vec());
             let n = session.pending_output();
             session.wrote(n, now);
+            if let Some(b) = session.out.take_spent() {
+                spare = b;
+            }
         }
     }
-    check_responses(&session.out);
+    check_responses(&session.out.to_vec());
 });

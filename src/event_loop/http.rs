@@ -13,6 +13,7 @@ use crate::http::MAX_CONNECTIONS;
 use crate::http::rates::{Rates, TubeRates};
 use crate::http::session::{Reply, Session, write_response};
 use crate::http::site::{Live, LoopFigures, Peer, Peers};
+use crate::http::tube_lines::TubeLines;
 
 use super::*;
 
@@ -32,6 +33,9 @@ pub struct HttpConn {
 }
 
 const LINGER: Nanos = 2_000_000_000;
+/// The largest response buffer kept for the next (a /metrics of about
+/// 90,000 tubes); past it, each response allocates its own.
+const SPARE_MAX: usize = 64 << 20;
 const LINGER_BYTES: usize = 1 << 20;
 
 pub struct HttpSide {
@@ -39,6 +43,9 @@ pub struct HttpSide {
     conns: Slab<HttpConn>,
     pub rates: Rates,
     pub tube_rates: TubeRates,
+    tube_lines: TubeLines,
+    /// A large response's buffer, written out, for the next one to fill.
+    spare: Vec<u8>,
     requests: u64,
     /// Set while connections are refused at the ceiling (one log line).
     refusing: bool,
@@ -51,6 +58,8 @@ impl HttpSide {
             conns: Slab::new(),
             rates: Rates::default(),
             tube_rates: TubeRates::default(),
+            tube_lines: TubeLines::default(),
+            spare: Vec::new(),
             requests: 0,
             refusing: false,
         }
@@ -110,11 +119,11 @@ impl Server {
                     );
                 }
                 let reply = Reply::text(503, "too many HTTP connections; try again shortly");
-                write_response(&mut session.out, &reply, false, true);
+                write_response(&mut session.out, reply, false, true);
                 session.closing = true;
                 if h.conns.len() >= 2 * MAX_CONNECTIONS {
                     // No room even to close gently.
-                    let _ = stream.write(&session.out);
+                    let _ = stream.write(session.out.unsent());
                     continue;
                 }
             } else {
@@ -165,6 +174,8 @@ impl Server {
             conns,
             rates,
             tube_rates,
+            tube_lines,
+            spare,
             requests,
             ..
         } = h;
@@ -173,9 +184,17 @@ impl Server {
             let Some(hc) = conns.get_mut(key) else { return };
             let s = &mut hc.session;
             while s.pending_output() > 0 {
-                match hc.stream.write(&s.out[s.sent..]) {
+                match hc.stream.write(s.out.unsent()) {
                     Ok(0) => return close_http(&self.poll, conns, key),
-                    Ok(n) => s.wrote(n, now),
+                    Ok(n) => {
+                        s.wrote(n, now);
+                        if let Some(b) = s.out.take_spent()
+                            && b.capacity() > spare.capacity()
+                            && b.capacity() <= SPARE_MAX
+                        {
+                            *spare = b;
+                        }
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => return close_http(&self.poll, conns, key),
@@ -197,6 +216,8 @@ impl Server {
                     peers: &QueuePeers(&self.conns),
                     ready: true,
                 },
+                tube_lines,
+                spare,
             };
             let served = s.served;
             // Requests left buffered while the output was full.

@@ -59,9 +59,9 @@ fn secs(n: Nanos) -> f64 {
     n as f64 / NANOS_PER_SEC as f64
 }
 
-pub fn render(live: &Live) -> Vec<u8> {
+pub fn render(live: &mut Live) -> Vec<u8> {
     let (e, now) = (live.engine, live.now);
-    let mut o = Out(String::with_capacity(8192 + 700 * e.tube_count()));
+    let mut o = Out(String::with_capacity(8192));
     let info = e.info();
     o.family(
         "sprout_info",
@@ -291,127 +291,9 @@ pub fn render(live: &Live) -> Vec<u8> {
         f.http_requests,
     );
 
-    tubes(&mut o, live);
-    o.0.into_bytes()
-}
-
-/// A per-tube value: a count, or a time written as seconds to the
-/// millisecond (integer formatting: a scrape of 10,000 tubes writes
-/// 170,000 samples, and float formatting would cost several times more).
-enum V {
-    N(u64),
-    S(Nanos),
-}
-
-/// The per-tube families, each with a sample per tube. Each tube's label
-/// is escaped once, not once per family.
-fn tubes(o: &mut Out, live: &Live) {
     let views: Vec<_> = live.engine.tube_views(live.now).collect();
-    let labels: Vec<String> = (views.iter())
-        .map(|t| {
-            let mut l = String::with_capacity(t.name.len() + 10);
-            push_label(&mut l, t.name);
-            l
-        })
-        .collect();
-    let line = |o: &mut Out, name: &str, label: &str, extra: &str, v: V| {
-        let s = &mut o.0;
-        s.push_str(name);
-        s.push_str("{tube=\"");
-        s.push_str(label);
-        s.push('"');
-        s.push_str(extra);
-        s.push_str("} ");
-        let _ = match v {
-            V::N(n) => writeln!(s, "{n}"),
-            V::S(ns) => {
-                let ms = ns / 1_000_000;
-                writeln!(s, "{}.{:03}", ms / 1000, ms % 1000)
-            }
-        };
-    };
-    o.family(
-        "sprout_tube_jobs",
-        "gauge",
-        "Jobs in the tube by state (stats-tube current-jobs-*).",
-    );
-    for (t, l) in views.iter().zip(&labels) {
-        for (state, n) in [
-            (",state=\"ready\"", t.ready),
-            (",state=\"reserved\"", t.reserved),
-            (",state=\"delayed\"", t.delayed),
-            (",state=\"buried\"", t.buried),
-        ] {
-            line(o, "sprout_tube_jobs", l, state, V::N(n));
-        }
-    }
-    type Get = fn(&crate::engine::TubeView) -> V;
-    let families: [(&str, &str, &str, Get); 10] = [
-        (
-            "sprout_tube_urgent_jobs",
-            "gauge",
-            "Ready jobs with priority below 1024 (current-jobs-urgent).",
-            |t| V::N(t.urgent),
-        ),
-        (
-            "sprout_tube_jobs_created_total",
-            "counter",
-            "Jobs put into the tube (total-jobs).",
-            |t| V::N(t.total_jobs),
-        ),
-        (
-            "sprout_tube_deletes_total",
-            "counter",
-            "Jobs deleted from the tube (cmd-delete).",
-            |t| V::N(t.cmd_delete),
-        ),
-        (
-            "sprout_tube_pauses_total",
-            "counter",
-            "pause-tube commands for the tube (cmd-pause-tube).",
-            |t| V::N(t.cmd_pause),
-        ),
-        (
-            "sprout_tube_using_connections",
-            "gauge",
-            "Connections using the tube (current-using).",
-            |t| V::N(t.using),
-        ),
-        (
-            "sprout_tube_watching_connections",
-            "gauge",
-            "Connections watching the tube (current-watching).",
-            |t| V::N(t.watching),
-        ),
-        (
-            "sprout_tube_waiting_workers",
-            "gauge",
-            "Connections blocked in a reserve that watch the tube (current-waiting).",
-            |t| V::N(t.waiting),
-        ),
-        (
-            "sprout_tube_pause_seconds",
-            "gauge",
-            "Length of the tube's pause, 0 if not paused (pause).",
-            |t| V::S(t.pause),
-        ),
-        (
-            "sprout_tube_pause_remaining_seconds",
-            "gauge",
-            "Time left of the tube's pause (pause-time-left).",
-            |t| V::S(t.pause_left),
-        ),
-        (
-            "sprout_tube_oldest_ready_age_seconds",
-            "gauge",
-            "Age, since put, of the oldest ready job; 0 with none ready. How late the queue runs.",
-            |t| V::S(t.oldest_ready_age.unwrap_or(0)),
-        ),
-    ];
-    for (name, kind, help, get) in families {
-        o.family(name, kind, help);
-        for (t, l) in views.iter().zip(&labels) {
-            line(o, name, l, "", get(t));
-        }
-    }
+    let mut body = std::mem::take(live.spare);
+    body.extend_from_slice(o.0.as_bytes());
+    live.tube_lines.render(&views, &mut body);
+    body
 }

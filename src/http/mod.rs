@@ -3,13 +3,16 @@
 //! read the engine's state as it is, without locks or copies.
 //!
 //! Reading order: [`session`] (one connection: framing with `httparse`,
-//! limits, keep-alive; no sockets, time passed in), [`site`] (which path
-//! answers what), [`metrics`] (the Prometheus text), [`status`] (the snapshot
+//! limits, keep-alive; no sockets, time passed in; [`output`] holds what
+//! waits to be written), [`site`] (which path
+//! answers what), [`metrics`] (the Prometheus text; [`tube_lines`] keeps its
+//! per-tube part rendered between scrapes), [`status`] (the snapshot
 //! and `/status.json`), [`page`] (the HTML page), [`text`] (escaping for each format),
 //! [`rates`] (puts, reserves and deletes per second over the last minute).
 //! The sockets are `event_loop/http.rs`'s.
 
 pub mod metrics;
+pub mod output;
 pub mod page;
 pub mod rates;
 pub mod recovering;
@@ -17,6 +20,7 @@ pub mod session;
 pub mod site;
 pub mod status;
 pub mod text;
+pub mod tube_lines;
 
 use std::time::Duration;
 

@@ -73,5 +73,5 @@ fn answer(mut stream: std::net::TcpStream) {
             break;
         }
     }
-    let _ = stream.write_all(&session.out);
+    let _ = stream.write_all(&session.out.to_vec());
 }

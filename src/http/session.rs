@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::job::Nanos;
 
+use super::output::Output;
 use super::{IDLE_TIMEOUT, MAX_HEAD, MAX_HEADERS, OUTPUT_LIMIT, REQUEST_TIMEOUT, WRITE_TIMEOUT};
 
 /// What a site answers to one request.
@@ -45,9 +46,8 @@ pub trait Site {
 #[derive(Debug, Default)]
 pub struct Session {
     input: Vec<u8>,
-    /// Responses, written from `sent` on.
-    pub out: Vec<u8>,
-    pub sent: usize,
+    /// Responses not yet written.
+    pub out: Output,
     /// When the first byte of the request being read arrived.
     request_started: Option<Nanos>,
     /// The last time a request finished or output was taken.
@@ -76,10 +76,11 @@ pub fn reason(status: u16) -> &'static str {
 }
 
 /// A whole response: status line, headers and (unless `head`) the body.
-pub fn write_response(out: &mut Vec<u8>, reply: &Reply, head: bool, close: bool) {
+pub fn write_response(out: &mut Output, reply: Reply, head: bool, close: bool) {
     use std::io::Write;
+    let mut h = Vec::with_capacity(256);
     let _ = write!(
-        out,
+        h,
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
          Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
         reply.status,
@@ -89,19 +90,20 @@ pub fn write_response(out: &mut Vec<u8>, reply: &Reply, head: bool, close: bool)
     );
     if reply.content_type.starts_with("text/html") {
         // Nothing but sprout's own script and style, nothing framed.
-        out.extend_from_slice(
+        h.extend_from_slice(
             b"Content-Security-Policy: default-src 'self'; frame-ancestors 'none'\r\n",
         );
     }
     if reply.status == 405 {
-        out.extend_from_slice(b"Allow: GET, HEAD\r\n");
+        h.extend_from_slice(b"Allow: GET, HEAD\r\n");
     }
     if close {
-        out.extend_from_slice(b"Connection: close\r\n");
+        h.extend_from_slice(b"Connection: close\r\n");
     }
-    out.extend_from_slice(b"\r\n");
+    h.extend_from_slice(b"\r\n");
+    out.push(&h);
     if !head {
-        out.extend_from_slice(&reply.body);
+        out.push_body(reply.body);
     }
 }
 
@@ -118,7 +120,7 @@ impl Session {
     }
 
     pub fn pending_output(&self) -> usize {
-        self.out.len() - self.sent
+        self.out.len()
     }
 
     /// Whether to read from the socket now: not while closing, nor while
@@ -134,13 +136,9 @@ impl Session {
 
     /// The client took `n` bytes of output.
     pub fn wrote(&mut self, n: usize, now: Nanos) {
-        self.sent += n;
+        self.out.wrote(n);
         if n > 0 {
             self.last_progress = now;
-        }
-        if self.sent == self.out.len() {
-            self.out.clear();
-            self.sent = 0;
         }
     }
 
@@ -246,7 +244,7 @@ impl Session {
             return None;
         }
         let reply = site.serve(path, query);
-        write_response(&mut self.out, &reply, head, !keep_alive);
+        write_response(&mut self.out, reply, head, !keep_alive);
         self.closing = !keep_alive;
         Some(used)
     }
@@ -260,7 +258,7 @@ impl Session {
     }
 
     fn fail(&mut self, status: u16, why: &str) {
-        write_response(&mut self.out, &Reply::text(status, why), false, true);
+        write_response(&mut self.out, Reply::text(status, why), false, true);
         self.closing = true;
     }
 
@@ -313,7 +311,10 @@ mod tests {
     fn run(input: &[u8]) -> (String, bool) {
         let mut s = Session::new(0);
         s.receive(input, 0, &mut Echo);
-        (String::from_utf8_lossy(&s.out).into_owned(), s.closing)
+        (
+            String::from_utf8_lossy(&s.out.to_vec()).into_owned(),
+            s.closing,
+        )
     }
 
     #[test]
@@ -373,7 +374,7 @@ mod tests {
         let limit = nanos(REQUEST_TIMEOUT);
         assert!(!s.expire(limit - 1));
         assert!(!s.expire(limit));
-        assert!(String::from_utf8_lossy(&s.out).starts_with("HTTP/1.1 408 "));
+        assert!(String::from_utf8_lossy(&s.out.to_vec()).starts_with("HTTP/1.1 408 "));
         assert!(s.closing);
     }
 

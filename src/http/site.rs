@@ -8,6 +8,7 @@ use crate::job::{ClientId, Nanos};
 
 use super::rates::{Rates, TubeRates};
 use super::session::{Reply, Site};
+use super::tube_lines::TubeLines;
 use super::{metrics, page, status};
 
 /// A queue connection's address and when it connected.
@@ -42,6 +43,10 @@ pub struct Live<'a> {
     pub engine: &'a Engine,
     pub now: Nanos,
     pub figures: LoopFigures<'a>,
+    /// The per-tube part of /metrics as the last scrape left it.
+    pub tube_lines: &'a mut TubeLines,
+    /// An emptied buffer of an earlier large response, to render into.
+    pub spare: &'a mut Vec<u8>,
 }
 
 const JS: &str = include_str!("assets/status.js");
