@@ -98,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
     let rates = Rates::default();
     let tube_rates = TubeRates::default();
     let mut session = Session::new(now);
-    let (mut tube_lines, mut spare) = (TubeLines::default(), Vec::new());
+    let mut tube_lines = TubeLines::default();
     let mut rest = data;
     while let Some((&control, tail)) = rest.split_first() {
         let n = (control & 0x3f) as usize;
@@ -126,7 +126,6 @@ fuzz_target!(|data: &[u8]| {
                 ready: true,
             },
             tube_lines: &mut tube_lines,
-            spare: &mut spare,
         };
         if session.wants_input() {
             session.receive(piece, now, &mut live);
@@ -140,9 +139,6 @@ fuzz_target!(|data: &[u8]| {
             check_responses(&session.out.to_vec());
             let n = session.pending_output();
             session.wrote(n, now);
-            if let Some(b) = session.out.take_spent() {
-                spare = b;
-            }
         }
     }
     check_responses(&session.out.to_vec());

@@ -64,6 +64,11 @@ impl Engine {
         (self.tubes.in_order_with_ids()).map(move |(id, t)| self.tube_view(id, t, now))
     }
 
+    /// Every tube's name, in `list-tubes` order.
+    pub fn tube_names(&self) -> impl Iterator<Item = &str> {
+        (self.tubes.in_order_with_ids()).map(|(_, t)| &*t.name)
+    }
+
     /// Each tube's slot, jobs put and jobs deleted since it was made: what
     /// per-tube rates are made of.
     pub fn tube_flow(&self) -> impl Iterator<Item = (TubeId, [u64; 2])> + '_ {

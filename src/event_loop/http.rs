@@ -33,9 +33,6 @@ pub struct HttpConn {
 }
 
 const LINGER: Nanos = 2_000_000_000;
-/// The largest response buffer kept for the next (a /metrics of about
-/// 90,000 tubes); past it, each response allocates its own.
-const SPARE_MAX: usize = 64 << 20;
 const LINGER_BYTES: usize = 1 << 20;
 
 pub struct HttpSide {
@@ -44,8 +41,6 @@ pub struct HttpSide {
     pub rates: Rates,
     pub tube_rates: TubeRates,
     tube_lines: TubeLines,
-    /// A large response's buffer, written out, for the next one to fill.
-    spare: Vec<u8>,
     requests: u64,
     /// Set while connections are refused at the ceiling (one log line).
     refusing: bool,
@@ -59,7 +54,6 @@ impl HttpSide {
             rates: Rates::default(),
             tube_rates: TubeRates::default(),
             tube_lines: TubeLines::default(),
-            spare: Vec::new(),
             requests: 0,
             refusing: false,
         }
@@ -175,7 +169,6 @@ impl Server {
             rates,
             tube_rates,
             tube_lines,
-            spare,
             requests,
             ..
         } = h;
@@ -186,15 +179,7 @@ impl Server {
             while s.pending_output() > 0 {
                 match hc.stream.write(s.out.unsent()) {
                     Ok(0) => return close_http(&self.poll, conns, key),
-                    Ok(n) => {
-                        s.wrote(n, now);
-                        if let Some(b) = s.out.take_spent()
-                            && b.capacity() > spare.capacity()
-                            && b.capacity() <= SPARE_MAX
-                        {
-                            *spare = b;
-                        }
-                    }
+                    Ok(n) => s.wrote(n, now),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => return close_http(&self.poll, conns, key),
@@ -217,7 +202,6 @@ impl Server {
                     ready: true,
                 },
                 tube_lines,
-                spare,
             };
             let served = s.served;
             // Requests left buffered while the output was full.

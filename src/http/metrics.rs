@@ -10,6 +10,7 @@ use crate::histogram::Histogram;
 use crate::job::{NANOS_PER_SEC, Nanos};
 use crate::stats::rusage;
 
+use super::session::Reply;
 use super::site::Live;
 use super::text::push_label;
 
@@ -59,7 +60,7 @@ fn secs(n: Nanos) -> f64 {
     n as f64 / NANOS_PER_SEC as f64
 }
 
-pub fn render(live: &mut Live) -> Vec<u8> {
+pub fn render(live: &mut Live) -> Reply {
     let (e, now) = (live.engine, live.now);
     let mut o = Out(String::with_capacity(8192));
     let info = e.info();
@@ -292,8 +293,7 @@ pub fn render(live: &mut Live) -> Vec<u8> {
     );
 
     let views: Vec<_> = live.engine.tube_views(live.now).collect();
-    let mut body = std::mem::take(live.spare);
-    body.extend_from_slice(o.0.as_bytes());
-    live.tube_lines.render(&views, &mut body);
-    body
+    let mut reply = Reply::new(200, "text/plain; version=0.0.4; charset=utf-8", o.0);
+    reply.shared = live.tube_lines.render(&views);
+    reply
 }

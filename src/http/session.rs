@@ -7,6 +7,7 @@
 //! for a client that does not read. Every error answers with its status
 //! and closes the connection, since what follows it cannot be framed.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::job::Nanos;
@@ -20,6 +21,8 @@ pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// Written after `body`, shared with the cache that keeps them.
+    pub shared: Vec<Rc<Vec<u8>>>,
 }
 
 impl Reply {
@@ -28,6 +31,7 @@ impl Reply {
             status,
             content_type,
             body: body.into(),
+            shared: Vec::new(),
         }
     }
 
@@ -86,7 +90,7 @@ pub fn write_response(out: &mut Output, reply: Reply, head: bool, close: bool) {
         reply.status,
         reason(reply.status),
         reply.content_type,
-        reply.body.len()
+        reply.body.len() + reply.shared.iter().map(|p| p.len()).sum::<usize>()
     );
     if reply.content_type.starts_with("text/html") {
         // Nothing but sprout's own script and style, nothing framed.
@@ -104,6 +108,9 @@ pub fn write_response(out: &mut Output, reply: Reply, head: bool, close: bool) {
     out.push(&h);
     if !head {
         out.push_body(reply.body);
+        for part in reply.shared {
+            out.push_shared(part);
+        }
     }
 }
 

@@ -45,8 +45,6 @@ pub struct Live<'a> {
     pub figures: LoopFigures<'a>,
     /// The per-tube part of /metrics as the last scrape left it.
     pub tube_lines: &'a mut TubeLines,
-    /// An emptied buffer of an earlier large response, to render into.
-    pub spare: &'a mut Vec<u8>,
 }
 
 const JS: &str = include_str!("assets/status.js");
@@ -66,11 +64,7 @@ impl Site for Live<'_> {
                 "application/json",
                 status::json(self, &status::Filter::from_query(query)),
             ),
-            "/metrics" => Reply::new(
-                200,
-                "text/plain; version=0.0.4; charset=utf-8",
-                metrics::render(self),
-            ),
+            "/metrics" => metrics::render(self),
             "/status.js" => Reply::new(200, "text/javascript; charset=utf-8", JS),
             "/status.css" => Reply::new(200, "text/css; charset=utf-8", CSS),
             // Browsers ask for /favicon.ico whatever the page says.

@@ -6,10 +6,14 @@
 //! family is kept as one block of text, in `list-tubes` order, with where
 //! each tube's lines end; a tube whose values changed has its lines
 //! rewritten (in place when no line changed length, else in one pass over
-//! the block), and a scrape copies the blocks out. When a tube is made,
-//! dropped or moved in the order, every block is rendered afresh.
+//! the block), and a response shares the blocks rather than copying them
+//! (a block still being written to a slow client is copied before it
+//! changes). When a tube is made, dropped or moved in the order, every
+//! block is rendered afresh.
 //! Times are kept to the millisecond they are written with, so a tube
 //! whose oldest job aged by less than that is unchanged.
+
+use std::rc::Rc;
 
 use crate::engine::TubeView;
 use crate::job::{Nanos, TubeId};
@@ -198,16 +202,18 @@ impl Family {
     }
 }
 
-/// One family's lines for every tube, and where each tube's end.
-#[derive(Default)]
+/// One family: its HELP and TYPE lines, its lines for every tube, and
+/// where each tube's end.
 struct Block {
-    text: Vec<u8>,
+    text: Rc<Vec<u8>>,
+    /// Where the first tube's lines start: after the HELP and TYPE.
+    head: usize,
     ends: Vec<usize>,
 }
 
 impl Block {
     fn range(&self, i: usize) -> std::ops::Range<usize> {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let start = if i == 0 { self.head } else { self.ends[i - 1] };
         start..self.ends[i]
     }
 
@@ -215,9 +221,10 @@ impl Block {
     /// with its new lines in `fresh`).
     fn apply(&mut self, changes: &[(usize, std::ops::Range<usize>)], fresh: &[u8]) {
         if (changes.iter()).all(|(i, new)| self.range(*i).len() == new.len()) {
+            let text = Rc::make_mut(&mut self.text);
             for (i, new) in changes {
-                let old = self.range(*i);
-                self.text[old].copy_from_slice(&fresh[new.clone()]);
+                let start = if *i == 0 { self.head } else { self.ends[i - 1] };
+                text[start..self.ends[*i]].copy_from_slice(&fresh[new.clone()]);
             }
             return;
         }
@@ -232,7 +239,7 @@ impl Block {
         text.extend_from_slice(&self.text[from..]);
         // Every end after a changed tube moves by what the changes so far
         // added or took away.
-        let (mut shift, mut start, mut next) = (0isize, 0, changes.iter().peekable());
+        let (mut shift, mut start, mut next) = (0isize, self.head, changes.iter().peekable());
         for (i, end) in self.ends.iter_mut().enumerate() {
             let old_len = *end - start;
             start = *end;
@@ -241,7 +248,7 @@ impl Block {
             }
             *end = (*end as isize + shift) as usize;
         }
-        self.text = text;
+        self.text = Rc::new(text);
     }
 }
 
@@ -255,8 +262,8 @@ pub struct TubeLines {
 }
 
 impl TubeLines {
-    /// Brings the blocks up to `views` and appends every per-tube family.
-    pub fn render(&mut self, views: &[TubeView], out: &mut Vec<u8>) {
+    /// Brings the blocks up to `views`; returns every per-tube family.
+    pub fn render(&mut self, views: &[TubeView]) -> Vec<Rc<Vec<u8>>> {
         let same = self.tubes.len() == views.len()
             && (self.tubes.iter().zip(views))
                 .all(|((id, name, _), v)| *id == v.id && **name == *v.name);
@@ -265,24 +272,7 @@ impl TubeLines {
         } else {
             self.rebuild(views);
         }
-        let size: usize = self.blocks.iter().map(|b| b.text.len()).sum();
-        out.reserve(size + 4096);
-        for (f, b) in FAMILIES.iter().zip(&self.blocks) {
-            for part in [
-                "# HELP ",
-                f.name,
-                " ",
-                f.help,
-                "\n# TYPE ",
-                f.name,
-                " ",
-                f.kind,
-                "\n",
-            ] {
-                out.extend_from_slice(part.as_bytes());
-            }
-            out.extend_from_slice(&b.text);
-        }
+        self.blocks.iter().map(|b| b.text.clone()).collect()
     }
 
     fn rebuild(&mut self, views: &[TubeView]) {
@@ -297,15 +287,32 @@ impl TubeLines {
         // Fresh blocks: a scrape of fewer tubes hands the memory back.
         self.blocks = (FAMILIES.iter())
             .map(|f| {
-                let mut b = Block {
-                    text: Vec::with_capacity(views.len() * f.slots.len() * (f.name.len() + 32)),
-                    ends: Vec::with_capacity(views.len()),
-                };
-                for ((_, _, label), v) in self.tubes.iter().zip(&self.values) {
-                    f.write(&mut b.text, label, v);
-                    b.ends.push(b.text.len());
+                let mut text =
+                    Vec::with_capacity(views.len() * f.slots.len() * (f.name.len() + 32));
+                for part in [
+                    "# HELP ",
+                    f.name,
+                    " ",
+                    f.help,
+                    "\n# TYPE ",
+                    f.name,
+                    " ",
+                    f.kind,
+                    "\n",
+                ] {
+                    text.extend_from_slice(part.as_bytes());
                 }
-                b
+                let head = text.len();
+                let mut ends = Vec::with_capacity(views.len());
+                for ((_, _, label), v) in self.tubes.iter().zip(&self.values) {
+                    f.write(&mut text, label, v);
+                    ends.push(text.len());
+                }
+                Block {
+                    text: Rc::new(text),
+                    head,
+                    ends,
+                }
             })
             .collect();
     }
@@ -363,16 +370,16 @@ mod tests {
         }
     }
 
+    fn text(parts: Vec<Rc<Vec<u8>>>) -> String {
+        String::from_utf8(parts.iter().flat_map(|p| p.iter().copied()).collect()).unwrap()
+    }
+
     fn fresh(views: &[TubeView]) -> String {
-        let mut out = Vec::new();
-        TubeLines::default().render(views, &mut out);
-        String::from_utf8(out).unwrap()
+        text(TubeLines::default().render(views))
     }
 
     fn kept(lines: &mut TubeLines, views: &[TubeView]) -> String {
-        let mut out = Vec::new();
-        lines.render(views, &mut out);
-        String::from_utf8(out).unwrap()
+        text(lines.render(views))
     }
 
     #[test]
@@ -424,6 +431,18 @@ mod tests {
                 .collect();
             assert_eq!(kept(&mut lines, &views), fresh(&views), "step {step}");
         }
+    }
+
+    /// A response still being written keeps the text it was given.
+    #[test]
+    fn a_block_being_written_is_not_changed_under_it() {
+        let mut lines = TubeLines::default();
+        let before = [view(0, "a", 1, 0), view(1, "b", 2, 0)];
+        let held = lines.render(&before);
+        // Lines of the same length: rewritten in place, in a copy.
+        let after = [view(0, "a", 5, 0), view(1, "b", 3, 0)];
+        assert_eq!(kept(&mut lines, &after), fresh(&after));
+        assert_eq!(text(held), fresh(&before));
     }
 
     #[test]
