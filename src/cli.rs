@@ -100,7 +100,7 @@ Options:
 Options beanstalkd does not have:
  --max-memory BYTES  refuse puts, and use or watch of a new tube, with
           OUT_OF_MEMORY while jobs and tubes take BYTES or more (a job counts
-          its body and 84 bytes, a tube twice its name and 288; off by default)
+          its body and 84 bytes, a tube twice its name and 296; off by default)
  --http ADDR:PORT  serve /metrics (Prometheus), /healthz, /readyz and a
           status page (/, /status.json) over HTTP; off by default
 "

@@ -36,10 +36,13 @@ pub struct Tube {
     /// Connections blocked in reserve that watch this tube, each with the
     /// index of this tube in its watch list. Served with a rotating cursor.
     pub waiting: Vec<(ClientId, u32)>,
-    pub cursor: usize,
+    pub cursor: u32,
     pub using: u32,
     pub watching: u32,
     pub total_jobs: u64,
+    /// Reservations of the tube's jobs, for its reserve rate (no command
+    /// shows it).
+    pub reserves: u64,
     pub cmd_delete: u64,
     pub cmd_pause: u64,
     /// Length of the current pause; 0 when not paused.
@@ -67,6 +70,7 @@ impl Tube {
             using: 0,
             watching: 0,
             total_jobs: 0,
+            reserves: 0,
             cmd_delete: 0,
             cmd_pause: 0,
             pause: 0,
@@ -261,7 +265,7 @@ mod tests {
     #[test]
     fn what_memory_counts_is_what_the_docs_say() {
         // --help, sprout.1, compatibility.md and security.md give these.
-        assert_eq!(tube_memory(0), 288);
+        assert_eq!(tube_memory(0), 296);
         assert_eq!(crate::engine::job_memory(0), 84);
     }
 

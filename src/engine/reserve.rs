@@ -206,9 +206,9 @@ impl Engine {
                 .peek()
                 .expect("a candidate tube has a ready job");
             let tube = &mut self.tubes.slab[t as usize];
-            let at = tube.cursor % tube.waiting.len();
+            let at = tube.cursor as usize % tube.waiting.len();
             let c = self.remove_waiter(t, at);
-            self.tubes.slab[t as usize].cursor = at + 1;
+            self.tubes.slab[t as usize].cursor = at as u32 + 1;
             self.stop_waiting(c);
             self.unlink(key);
             self.make_reserved(key, c, now);

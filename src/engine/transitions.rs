@@ -130,6 +130,7 @@ impl Engine {
         let timer = self.schedule(sort.0, Timer::Ttr(key));
         self.jobs[key as usize].timer = Some(timer);
         self.tubes.slab[t as usize].reserved += 1;
+        self.tubes.slab[t as usize].reserves += 1;
         self.totals.reserved += 1;
         let client = self.clients[c as usize]
             .as_mut()

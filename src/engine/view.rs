@@ -17,6 +17,8 @@ pub struct TubeView<'a> {
     pub delayed: u64,
     pub buried: u64,
     pub total_jobs: u64,
+    /// Reservations of the tube's jobs (no command shows it).
+    pub reserves: u64,
     pub using: u64,
     pub watching: u64,
     pub waiting: u64,
@@ -69,10 +71,11 @@ impl Engine {
         (self.tubes.in_order_with_ids()).map(|(_, t)| &*t.name)
     }
 
-    /// Each tube's slot, jobs put and jobs deleted since it was made: what
-    /// per-tube rates are made of.
-    pub fn tube_flow(&self) -> impl Iterator<Item = (TubeId, [u64; 2])> + '_ {
-        (self.tubes.slab.iter()).map(|(id, t)| (id as TubeId, [t.total_jobs, t.cmd_delete]))
+    /// Each tube's slot, and its jobs put, reserved and deleted since it
+    /// was made: what per-tube rates are made of.
+    pub fn tube_flow(&self) -> impl Iterator<Item = (TubeId, [u64; 3])> + '_ {
+        (self.tubes.slab.iter())
+            .map(|(id, t)| (id as TubeId, [t.total_jobs, t.reserves, t.cmd_delete]))
     }
 
     fn tube_view<'a>(&'a self, id: TubeId, t: &'a crate::tube::Tube, now: Nanos) -> TubeView<'a> {
@@ -100,6 +103,7 @@ impl Engine {
             delayed: t.delayed.len() as u64,
             buried: t.buried.len() as u64,
             total_jobs: t.total_jobs,
+            reserves: t.reserves,
             using: t.using as u64,
             watching: t.watching as u64,
             waiting: t.waiting.len() as u64,

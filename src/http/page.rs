@@ -78,13 +78,13 @@ pub fn page(live: &Live, filter: &Filter) -> Vec<u8> {
     o.push_str(
         "\n<section><h2>Tubes</h2><table id=\"tubes\"><thead><tr><th>tube</th><th>ready</th>\
          <th>reserved</th><th>delayed</th><th>buried</th><th>waiting</th><th>paused</th>\
-         <th>oldest ready</th><th>total</th><th>put/s</th><th>delete/s</th></tr></thead><tbody>",
+         <th>oldest ready</th><th>total</th><th>put/s</th><th>reserve/s</th><th>delete/s</th></tr></thead><tbody>",
     );
     for (t, r) in s.tubes.iter().zip(&s.tube_rates) {
         let _ = write!(
             o,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{:.1}</td><td>{:.1}</td></tr>",
+             <td>{:.1}</td><td>{:.1}</td><td>{:.1}</td></tr>",
             esc(t.name),
             t.ready,
             t.reserved,
@@ -100,6 +100,7 @@ pub fn page(live: &Live, filter: &Filter) -> Vec<u8> {
             t.total_jobs,
             r[0],
             r[1],
+            r[2],
         );
     }
     o.push_str("</tbody></table>");

@@ -44,13 +44,13 @@ impl Rates {
     }
 }
 
-/// Per tube: puts and deletes per second over the last minute, from a
-/// snapshot of every tube's counters each 10 s (7 kept: 16 bytes a tube
-/// each, so 10,000 tubes cost about a megabyte), by tube slot. A slot
-/// whose counts went down holds a new tube, counted from zero.
+/// Per tube: puts, reserves and deletes per second over the last minute,
+/// from a snapshot of every tube's counters each 10 s (7 kept: 24 bytes a
+/// tube each, so 10,000 tubes cost 1.7 MB), by tube slot. A slot whose
+/// counts went down holds a new tube, counted from zero.
 #[derive(Debug, Default)]
 pub struct TubeRates {
-    snapshots: VecDeque<(Nanos, Vec<[u64; 2]>)>,
+    snapshots: VecDeque<(Nanos, Vec<[u64; 3]>)>,
 }
 
 const TUBE_EVERY: Nanos = 10 * NANOS_PER_SEC;
@@ -64,12 +64,12 @@ impl TubeRates {
             .is_none_or(|&(at, _)| now >= at + TUBE_EVERY)
     }
 
-    pub fn snapshot(&mut self, now: Nanos, tubes: impl Iterator<Item = (u32, [u64; 2])>) {
+    pub fn snapshot(&mut self, now: Nanos, tubes: impl Iterator<Item = (u32, [u64; 3])>) {
         let mut v = Vec::new();
         for (id, counts) in tubes {
             let i = id as usize;
             if v.len() <= i {
-                v.resize(i + 1, [0, 0]);
+                v.resize(i + 1, [0; 3]);
             }
             v[i] = counts;
         }
@@ -79,17 +79,18 @@ impl TubeRates {
         self.snapshots.push_back((now, v));
     }
 
-    /// (puts, deletes) per second for tube slot `id` with `counts` now.
-    pub fn per_second(&self, now: Nanos, id: u32, counts: [u64; 2]) -> [f64; 2] {
+    /// (puts, reserves, deletes) per second for tube slot `id` with
+    /// `counts` now.
+    pub fn per_second(&self, now: Nanos, id: u32, counts: [u64; 3]) -> [f64; 3] {
         let Some((at, then)) = self.snapshots.front() else {
-            return [0.0; 2];
+            return [0.0; 3];
         };
         let secs = now.saturating_sub(*at) as f64 / NANOS_PER_SEC as f64;
         if secs < 1.0 {
-            return [0.0; 2];
+            return [0.0; 3];
         }
-        let then = then.get(id as usize).copied().unwrap_or([0, 0]);
-        let fresh = counts[0] < then[0] || counts[1] < then[1];
+        let then = then.get(id as usize).copied().unwrap_or([0; 3]);
+        let fresh = (0..3).any(|i| counts[i] < then[i]);
         std::array::from_fn(|i| {
             let base = if fresh { 0 } else { then[i] };
             counts[i].saturating_sub(base) as f64 / secs
@@ -124,13 +125,17 @@ mod tests {
         for s in 0..=12u64 {
             let now = s * 10 * NANOS_PER_SEC;
             assert!(r.due(now));
-            r.snapshot(now, [(0, [s * 50, s * 10]), (2, [s, 0])].into_iter());
+            r.snapshot(
+                now,
+                [(0, [s * 50, s * 20, s * 10]), (2, [s, s, 0])].into_iter(),
+            );
         }
-        // The oldest kept is 60 s back: 5 puts and 1 delete a second.
+        // The oldest kept is 60 s back: 5 puts, 2 reserves and 1 delete a
+        // second.
         let now = 120 * NANOS_PER_SEC;
-        assert_eq!(r.per_second(now, 0, [600, 120]), [5.0, 1.0]);
+        assert_eq!(r.per_second(now, 0, [600, 240, 120]), [5.0, 2.0, 1.0]);
         // Slot 2's counts fell: a new tube there, counted from zero.
-        assert_eq!(r.per_second(now, 2, [3, 0]), [0.05, 0.0]);
+        assert_eq!(r.per_second(now, 2, [3, 0, 0]), [0.05, 0.0, 0.0]);
         assert!(!r.due(now + 1));
     }
 }

@@ -59,7 +59,7 @@ pub struct Snapshot<'a> {
     pub rates: [f64; 3],
     pub tubes: Vec<crate::engine::TubeView<'a>>,
     /// Puts and deletes per second of each tube in `tubes`.
-    pub tube_rates: Vec<[f64; 2]>,
+    pub tube_rates: Vec<[f64; 3]>,
     pub tubes_total: usize,
     pub conns: Vec<ConnRow>,
     pub conns_total: usize,
@@ -134,7 +134,10 @@ pub fn snapshot<'a>(live: &'a Live<'a>, filter: &Filter) -> Snapshot<'a> {
         })
         .collect();
     let tube_rates = (tubes.iter())
-        .map(|t| (live.figures.tube_rates).per_second(now, t.id, [t.total_jobs, t.cmd_delete]))
+        .map(|t| {
+            let counts = [t.total_jobs, t.reserves, t.cmd_delete];
+            (live.figures.tube_rates).per_second(now, t.id, counts)
+        })
         .collect();
     Snapshot {
         live,
@@ -201,7 +204,11 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
         }
         o.push_str("{\"name\":");
         push_json(&mut o, t.name);
-        let _ = write!(o, ",\"put_rate\":{:.3},\"delete_rate\":{:.3}", r[0], r[1]);
+        let _ = write!(
+            o,
+            ",\"put_rate\":{:.3},\"reserve_rate\":{:.3},\"delete_rate\":{:.3}",
+            r[0], r[1], r[2]
+        );
         let _ = write!(
             o,
             ",\"urgent\":{},\"ready\":{},\"reserved\":{},\"delayed\":{},\"buried\":{},\"total_jobs\":{},\

@@ -322,6 +322,13 @@ fn metrics_equal_stats_and_pass_promtool() {
             tube("total-jobs")
         );
         assert_eq!(val("sprout_tube_deletes_total", &l), tube("cmd-delete"));
+        // No command counts reservations per tube; in this workload every
+        // job reserved is still reserved or was buried, once each.
+        assert_eq!(
+            val("sprout_tube_reserves_total", &l),
+            tube("current-jobs-reserved") + tube("current-jobs-buried"),
+            "{t}"
+        );
         assert_eq!(val("sprout_tube_pauses_total", &l), tube("cmd-pause-tube"));
         assert_eq!(
             val("sprout_tube_using_connections", &l),
@@ -525,7 +532,7 @@ fn long_lists_are_cut_longest_first_with_a_count() {
 }
 
 #[test]
-fn tube_rates_count_puts_per_second() {
+fn tube_rates_count_puts_and_reserves_per_second() {
     let started = Instant::now();
     let (s, h) = Server::start_http(&[], |_| {});
     let mut p = s.connect();
@@ -535,6 +542,11 @@ fn tube_rates_count_puts_per_second() {
     let answered = Instant::now();
     for _ in 0..10 {
         put(&mut p, 0, 0, 60, b"x");
+    }
+    let mut w = s.connect();
+    w.expect("watch busy\r\n", "WATCHING 2\r\n");
+    for _ in 0..4 {
+        assert!(w.ask("reserve\r\n").starts_with(b"RESERVED "));
     }
     std::thread::sleep(Duration::from_millis(1200));
     let before = Instant::now();
@@ -556,6 +568,13 @@ fn tube_rates_count_puts_per_second() {
     assert!(
         rate >= low - 0.001 && rate <= high + 0.001,
         "{rate} not in {low}..{high}"
+    );
+    let reserves = tube("busy")["reserve_rate"].as_f64().unwrap();
+    assert!(
+        reserves >= 0.4 * low - 0.001 && reserves <= 0.4 * high + 0.001,
+        "{reserves} not in {}..{}",
+        0.4 * low,
+        0.4 * high
     );
     assert_eq!(tube("default")["put_rate"], 0.0);
     assert_eq!(tube("busy")["delete_rate"], 0.0);

@@ -55,6 +55,7 @@
       [function (t) { return t.oldest_ready_age === null ? "" : human(t.oldest_ready_age); }],
       [function (t) { return t.total_jobs; }],
       [function (t) { return t.put_rate.toFixed(1); }],
+      [function (t) { return t.reserve_rate.toFixed(1); }],
       [function (t) { return t.delete_rate.toFixed(1); }],
     ]);
     more("tubes-more", s.tubes.length, s.tubes_total, "tubes");
