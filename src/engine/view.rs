@@ -34,6 +34,26 @@ pub struct TubeView<'a> {
     pub oldest_buried: Option<(u64, Nanos)>,
 }
 
+/// The server-wide counts of `stats`, by what they count: `ready` is
+/// current-jobs-ready, `tubes` current-tubes, and so on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerCounts {
+    pub urgent: u64,
+    pub ready: u64,
+    pub reserved: u64,
+    pub delayed: u64,
+    pub buried: u64,
+    pub job_timeouts: u64,
+    pub total_jobs: u64,
+    pub max_job_size: u64,
+    pub tubes: u64,
+    pub connections: u64,
+    pub producers: u64,
+    pub workers: u64,
+    pub waiting: u64,
+    pub total_connections: u64,
+}
+
 /// One connection, as the engine knows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientView<'a> {
@@ -169,32 +189,26 @@ impl Engine {
             .count() as u64
     }
 
-    /// The server-wide counts `stats` prints, by their stats names, in
-    /// `stats` order (strings and CPU times are left to the caller).
-    pub fn stat_counts(&self) -> Vec<(&'static str, u64)> {
+    /// The server-wide counts of `stats` (command counts are
+    /// [`command_counts`](Self::command_counts)).
+    pub fn counts(&self) -> ServerCounts {
         let t = &self.totals;
-        let mut v = vec![
-            ("current-jobs-urgent", t.urgent),
-            ("current-jobs-ready", t.ready),
-            ("current-jobs-reserved", t.reserved),
-            ("current-jobs-delayed", t.delayed),
-            ("current-jobs-buried", t.buried),
-        ];
-        for op in &Op::ALL[..Op::SHOWN] {
-            v.push((cmd_stat_name(*op), t.ops[*op as usize]));
+        ServerCounts {
+            urgent: t.urgent,
+            ready: t.ready,
+            reserved: t.reserved,
+            delayed: t.delayed,
+            buried: t.buried,
+            job_timeouts: t.job_timeouts,
+            total_jobs: t.total_jobs,
+            max_job_size: self.max_job_size as u64,
+            tubes: self.tubes.len() as u64,
+            connections: t.connections,
+            producers: t.producers,
+            workers: t.workers,
+            waiting: t.waiting,
+            total_connections: t.total_connections,
         }
-        v.extend([
-            ("job-timeouts", t.job_timeouts),
-            ("total-jobs", t.total_jobs),
-            ("max-job-size", self.max_job_size as u64),
-            ("current-tubes", self.tubes.len() as u64),
-            ("current-connections", t.connections),
-            ("current-producers", t.producers),
-            ("current-workers", t.workers),
-            ("current-waiting", t.waiting),
-            ("total-connections", t.total_connections),
-        ]);
-        v
     }
 
     /// How often each command was used, every command counted.
@@ -221,35 +235,5 @@ impl Engine {
 
     pub fn is_draining(&self) -> bool {
         self.draining
-    }
-}
-
-/// `cmd-put` and so on: the stats name of a command's count.
-fn cmd_stat_name(op: Op) -> &'static str {
-    match op {
-        Op::Put => "cmd-put",
-        Op::Peek => "cmd-peek",
-        Op::PeekReady => "cmd-peek-ready",
-        Op::PeekDelayed => "cmd-peek-delayed",
-        Op::PeekBuried => "cmd-peek-buried",
-        Op::Reserve => "cmd-reserve",
-        Op::ReserveWithTimeout => "cmd-reserve-with-timeout",
-        Op::Delete => "cmd-delete",
-        Op::Release => "cmd-release",
-        Op::Use => "cmd-use",
-        Op::Watch => "cmd-watch",
-        Op::Ignore => "cmd-ignore",
-        Op::Bury => "cmd-bury",
-        Op::Kick => "cmd-kick",
-        Op::Touch => "cmd-touch",
-        Op::Stats => "cmd-stats",
-        Op::StatsJob => "cmd-stats-job",
-        Op::StatsTube => "cmd-stats-tube",
-        Op::ListTubes => "cmd-list-tubes",
-        Op::ListTubeUsed => "cmd-list-tube-used",
-        Op::ListTubesWatched => "cmd-list-tubes-watched",
-        Op::PauseTube => "cmd-pause-tube",
-        Op::ReserveJob => "cmd-reserve-job",
-        Op::KickJob => "cmd-kick-job",
     }
 }

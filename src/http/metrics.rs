@@ -102,33 +102,33 @@ pub fn render(live: &mut Live) -> Reply {
         ss as f64 + su as f64 / 1e6,
     );
 
-    let counts: std::collections::HashMap<&str, u64> = e.stat_counts().into_iter().collect();
-    let c = |k: &str| counts.get(k).copied().unwrap_or(0);
+    let n = e.counts();
     o.family("sprout_jobs", "gauge", "Jobs by state (current-jobs-*).");
-    for state in ["ready", "reserved", "delayed", "buried"] {
-        o.sample(
-            "sprout_jobs",
-            &[("state", state)],
-            c(&format!("current-jobs-{state}")),
-        );
+    for (state, count) in [
+        ("ready", n.ready),
+        ("reserved", n.reserved),
+        ("delayed", n.delayed),
+        ("buried", n.buried),
+    ] {
+        o.sample("sprout_jobs", &[("state", state)], count);
     }
     o.one(
         "sprout_urgent_jobs",
         "gauge",
         "Ready jobs with priority below 1024 (current-jobs-urgent).",
-        c("current-jobs-urgent"),
+        n.urgent,
     );
     o.one(
         "sprout_jobs_created_total",
         "counter",
         "Jobs put since start (total-jobs).",
-        c("total-jobs"),
+        n.total_jobs,
     );
     o.one(
         "sprout_job_timeouts_total",
         "counter",
         "Reservations whose TTR ran out (job-timeouts).",
-        c("job-timeouts"),
+        n.job_timeouts,
     );
     o.family(
         "sprout_commands_total",
@@ -142,43 +142,43 @@ pub fn render(live: &mut Live) -> Reply {
         "sprout_max_job_size_bytes",
         "gauge",
         "The largest body a put may have (max-job-size).",
-        c("max-job-size"),
+        n.max_job_size,
     );
     o.one(
         "sprout_tubes",
         "gauge",
         "Tubes that exist (current-tubes).",
-        c("current-tubes"),
+        n.tubes,
     );
     o.one(
         "sprout_connections",
         "gauge",
         "Open queue connections (current-connections).",
-        c("current-connections"),
+        n.connections,
     );
     o.one(
         "sprout_producers",
         "gauge",
         "Connections that have put a job (current-producers).",
-        c("current-producers"),
+        n.producers,
     );
     o.one(
         "sprout_workers",
         "gauge",
         "Connections that have reserved (current-workers).",
-        c("current-workers"),
+        n.workers,
     );
     o.one(
         "sprout_waiting_workers",
         "gauge",
         "Connections blocked in a reserve (current-waiting).",
-        c("current-waiting"),
+        n.waiting,
     );
     o.one(
         "sprout_connections_total",
         "counter",
         "Queue connections accepted since start (total-connections).",
-        c("total-connections"),
+        n.total_connections,
     );
     o.one(
         "sprout_draining",

@@ -37,8 +37,7 @@ pub fn page(live: &Live, filter: &Filter) -> Vec<u8> {
     let s = snapshot(live, filter);
     let e = live.engine;
     let info = e.info();
-    let counts: std::collections::HashMap<&str, u64> = e.stat_counts().into_iter().collect();
-    let c = |k: &str| counts.get(k).copied().unwrap_or(0);
+    let n = e.counts();
     let mut o = String::with_capacity(16 * 1024);
     let host = esc(&info.hostname);
     let _ = write!(
@@ -64,12 +63,12 @@ pub fn page(live: &Live, filter: &Filter) -> Vec<u8> {
          <div><dt>delete/s</dt><dd id=\"rate-delete\">{:.1}</dd></div><div><dt>draining</dt><dd id=\"draining\">{}</dd></div>\
          </dl></section>",
         human(e.uptime(live.now)),
-        c("current-jobs-ready"),
-        c("current-jobs-reserved"),
-        c("current-jobs-delayed"),
-        c("current-jobs-buried"),
-        c("current-connections"),
-        c("current-waiting"),
+        n.ready,
+        n.reserved,
+        n.delayed,
+        n.buried,
+        n.connections,
+        n.waiting,
         s.rates[0],
         s.rates[1],
         s.rates[2],

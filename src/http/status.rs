@@ -161,8 +161,7 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
     let s = snapshot(live, filter);
     let e = live.engine;
     let info = e.info();
-    let counts: std::collections::HashMap<&str, u64> = e.stat_counts().into_iter().collect();
-    let c = |k: &str| counts.get(k).copied().unwrap_or(0);
+    let n = e.counts();
     let mut o = String::with_capacity(4096);
     o.push_str("{\"server\":{\"version\":");
     push_json(&mut o, &info.version);
@@ -176,18 +175,18 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
         info.pid,
         secs(e.uptime(live.now)),
         e.is_draining(),
-        c("current-jobs-urgent"),
-        c("current-jobs-ready"),
-        c("current-jobs-reserved"),
-        c("current-jobs-delayed"),
-        c("current-jobs-buried"),
-        c("current-tubes"),
-        c("current-connections"),
-        c("current-producers"),
-        c("current-workers"),
-        c("current-waiting"),
-        c("total-jobs"),
-        c("job-timeouts"),
+        n.urgent,
+        n.ready,
+        n.reserved,
+        n.delayed,
+        n.buried,
+        n.tubes,
+        n.connections,
+        n.producers,
+        n.workers,
+        n.waiting,
+        n.total_jobs,
+        n.job_timeouts,
         s.rates[0],
         s.rates[1],
         s.rates[2],
