@@ -8,10 +8,9 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, TempDir, put, sprout_bin};
+use common::{Server, TempDir, build_shim, put, sprout_bin};
 
 /// The shim, built into a directory of its own, and its flag file.
 struct Shim {
@@ -21,19 +20,7 @@ struct Shim {
 impl Shim {
     fn build() -> Shim {
         let dir = TempDir::new("shim");
-        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/shim/failing_fsync.c");
-        let out = Command::new("cc")
-            .args(["-shared", "-fPIC", "-O1", "-o"])
-            .arg(dir.0.join("failing_fsync.so"))
-            .arg(&src)
-            .arg("-ldl")
-            .output()
-            .expect("cc (needed to build Rust) builds the fsync shim");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        build_shim("failing_fsync", &dir);
         Shim { dir }
     }
 

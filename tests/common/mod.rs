@@ -396,3 +396,23 @@ pub fn crash(mut s: Server) {
     s.signal(libc::SIGKILL);
     assert!(s.wait_exit(Duration::from_secs(5)).is_some());
 }
+
+/// Builds `tests/shim/NAME.c` into `dir/NAME.so`, an LD_PRELOAD shim with
+/// which a test makes the real binary meet a failing or slow disk.
+pub fn build_shim(name: &str, dir: &TempDir) -> PathBuf {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/shim/{name}.c"));
+    let so = dir.0.join(format!("{name}.so"));
+    let out = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .arg("-ldl")
+        .output()
+        .expect("cc (needed to build Rust) builds the shim");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    so
+}

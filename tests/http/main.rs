@@ -142,51 +142,42 @@ fn keep_alive_and_pipelining_answer_in_order() {
     assert_eq!(at, out.len());
 }
 
-/// Runs promtool on the text; panics with its complaint.
-fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+/// Runs a tool with `input` on its stdin; its output, or a panic that
+/// says what to install.
+fn run_with_input(cmd: &mut Command, input: &str, what: &str) -> std::process::Output {
+    let mut child = (cmd.stdin(Stdio::piped()).stdout(Stdio::piped()))
         .stderr(Stdio::piped())
         .spawn()
-        .expect("promtool (Debian's prometheus package; scripts/test installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "promtool check metrics: {}{}",
+        "{what}: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs promtool on the text; panics with its complaint.
+fn promtool_check(text: &str) {
+    run_with_input(
+        Command::new("promtool").args(["check", "metrics"]),
+        text,
+        "promtool check metrics (Debian's prometheus package; scripts/test installs it)",
     );
 }
 
 /// The samples as prometheus_client reads them: (name, labels) -> value.
 fn parse_metrics(text: &str) -> HashMap<(String, String), f64> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/http/parse_metrics.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "prometheus_client could not parse /metrics (pip install prometheus_client): {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_with_input(
+        Command::new("python3").arg(script),
+        text,
+        "prometheus_client parsing /metrics (pip install prometheus_client; scripts/test does)",
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -407,20 +398,7 @@ fn status_json_shows_who_holds_what() {
 fn readyz_through_recovery_and_drain() {
     let dir = TempDir::new("http-ready");
     let shim = TempDir::new("http-ready-shim");
-    let so = shim.0.join("held_recovery.so");
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/shim/held_recovery.c");
-    let out = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O1", "-o"])
-        .arg(&so)
-        .arg(src)
-        .arg("-ldl")
-        .output()
-        .expect("cc builds the shim");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let so = common::build_shim("held_recovery", &shim);
     {
         let s = Server::start(&["-b", dir.arg()]);
         let mut c = s.connect();
