@@ -196,13 +196,10 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
         Some(t) => push_json(&mut o, t),
         None => o.push_str("null"),
     }
-    let _ = write!(o, ",\"tubes_total\":{},\"tubes\":[", s.tubes_total);
-    for (i, (t, r)) in s.tubes.iter().zip(&s.tube_rates).enumerate() {
-        if i > 0 {
-            o.push(',');
-        }
+    let _ = write!(o, ",\"tubes_total\":{},\"tubes\":", s.tubes_total);
+    array(&mut o, s.tubes.iter().zip(&s.tube_rates), |o, (t, r)| {
         o.push_str("{\"name\":");
-        push_json(&mut o, t.name);
+        push_json(o, t.name);
         let _ = write!(
             o,
             ",\"put_rate\":{:.3},\"reserve_rate\":{:.3},\"delete_rate\":{:.3}",
@@ -211,7 +208,7 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
         let _ = write!(
             o,
             ",\"urgent\":{},\"ready\":{},\"reserved\":{},\"delayed\":{},\"buried\":{},\"total_jobs\":{},\
-             \"using\":{},\"watching\":{},\"waiting\":{},\"deletes\":{},\"paused\":{},\"pause_left\":{},\
+             \"using\":{},\"watching\":{},\"waiting\":{},\"reserves\":{},\"deletes\":{},\"paused\":{},\"pause_left\":{},\
              \"oldest_ready_age\":{},\"oldest_buried\":",
             t.urgent,
             t.ready,
@@ -222,6 +219,7 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
             t.using,
             t.watching,
             t.waiting,
+            t.reserves,
             t.cmd_delete,
             t.pause > 0,
             secs(t.pause_left),
@@ -234,47 +232,32 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
             }
             None => o.push_str("null}"),
         }
-    }
+    });
     let _ = write!(
         o,
-        "],\"connections_total\":{},\"connections\":[",
+        ",\"connections_total\":{},\"connections\":",
         s.conns_total
     );
-    for (i, c) in s.conns.iter().enumerate() {
-        if i > 0 {
-            o.push(',');
-        }
+    array(&mut o, s.conns.iter(), |o, c| {
         let _ = write!(o, "{{\"id\":{},\"addr\":", c.id);
-        push_json(&mut o, &c.addr);
+        push_json(o, &c.addr);
         let _ = write!(o, ",\"role\":\"{}\",\"using\":", c.role);
-        push_json(&mut o, &c.used);
-        o.push_str(",\"watching\":[");
-        for (j, t) in c.watched.iter().enumerate() {
-            if j > 0 {
-                o.push(',');
-            }
-            push_json(&mut o, t);
-        }
+        push_json(o, &c.used);
+        o.push_str(",\"watching\":");
+        array(o, c.watched.iter(), |o, t| push_json(o, t));
         let _ = write!(
             o,
-            "],\"reserved\":{},\"connected_for\":{}}}",
+            ",\"reserved\":{},\"connected_for\":{}}}",
             c.reserved,
             secs(c.connected_for)
         );
-    }
-    let _ = write!(
-        o,
-        "],\"reserved_total\":{},\"reserved\":[",
-        s.reserved_total
-    );
-    for (i, r) in s.reserved.iter().enumerate() {
-        if i > 0 {
-            o.push(',');
-        }
+    });
+    let _ = write!(o, ",\"reserved_total\":{},\"reserved\":", s.reserved_total);
+    array(&mut o, s.reserved.iter(), |o, r| {
         let _ = write!(o, "{{\"id\":{},\"tube\":", r.id);
-        push_json(&mut o, &r.tube);
+        push_json(o, &r.tube);
         let _ = write!(o, ",\"worker\":{},\"worker_addr\":", r.worker);
-        push_json(&mut o, &r.worker_addr);
+        push_json(o, &r.worker_addr);
         let _ = write!(
             o,
             ",\"pri\":{},\"body_size\":{},\"reserves\":{},\"reserved_for\":{},\"ttr_left\":{}}}",
@@ -284,7 +267,19 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
             secs(r.reserved_for),
             secs(r.ttr_left)
         );
-    }
-    o.push_str("]}\n");
+    });
+    o.push_str("}\n");
     o.into_bytes()
+}
+
+/// A JSON array of `items`, each written by `each`.
+fn array<T>(o: &mut String, items: impl Iterator<Item = T>, mut each: impl FnMut(&mut String, T)) {
+    o.push('[');
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        each(o, item);
+    }
+    o.push(']');
 }
