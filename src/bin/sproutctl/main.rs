@@ -1,0 +1,111 @@
+//! sproutctl: work and drive a beanstalkd-protocol queue (sprout, or
+//! beanstalkd itself) from the shell, across one server or several.
+//!
+//! Reading order: [`client`] (one blocking connection), [`servers`] (the
+//! `--server` list: round robin and failover), [`admin`] (put, peek,
+//! delete, kick, pause, flush, stats, tubes), [`work`] (a shell command
+//! as a worker), [`call`] (a job whose worker's output comes back),
+//! [`output`] (tables, JSON, escaping). doc/cli.md and doc/sproutctl.1
+//! say what each does; the exit statuses are [`exit`]'s.
+
+mod admin;
+mod call;
+mod client;
+mod exit;
+mod output;
+mod servers;
+mod work;
+
+use argh::FromArgs;
+
+/// The server when neither --server nor SPROUT_SERVERS says.
+const DEFAULT_SERVER: &str = "127.0.0.1:11300";
+
+#[derive(FromArgs)]
+/// Work and drive a beanstalkd-protocol queue from the shell.
+struct Args {
+    /// a server, HOST:PORT (repeat for several; default SPROUT_SERVERS, a
+    /// comma-separated list, or 127.0.0.1:11300)
+    #[argh(option)]
+    server: Vec<String>,
+    /// machine-readable output, one JSON document
+    #[argh(switch)]
+    json: bool,
+    #[argh(subcommand)]
+    cmd: Sub,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Sub {
+    Put(admin::PutArgs),
+    Peek(admin::PeekArgs),
+    Delete(admin::DeleteArgs),
+    Kick(admin::KickArgs),
+    KickJob(admin::KickJobArgs),
+    Pause(admin::PauseArgs),
+    Flush(admin::FlushArgs),
+    Stats(admin::StatsArgs),
+    Tubes(admin::TubesArgs),
+    Work(work::WorkArgs),
+    Call(call::CallArgs),
+}
+
+/// What every subcommand gets: the servers and how to print.
+pub struct Ctx {
+    pub servers: Vec<String>,
+    pub json: bool,
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    let name = argv.first().map_or("sproutctl", |s| s.as_str());
+    let rest: Vec<&str> = argv.iter().skip(1).map(|s| s.as_str()).collect();
+    let args = match Args::from_args(&[name], &rest) {
+        Ok(a) => a,
+        Err(early) => {
+            // --help is not an error; a bad argument is a usage error.
+            match early.status {
+                Ok(()) => {
+                    println!("{}", early.output);
+                    std::process::exit(exit::OK)
+                }
+                Err(()) => {
+                    eprintln!("{}", early.output);
+                    std::process::exit(exit::USAGE)
+                }
+            }
+        }
+    };
+    let mut servers = args.server;
+    if servers.is_empty()
+        && let Ok(env) = std::env::var("SPROUT_SERVERS")
+    {
+        servers = (env.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+    }
+    if servers.is_empty() {
+        servers.push(DEFAULT_SERVER.to_string());
+    }
+    let ctx = Ctx {
+        servers,
+        json: args.json,
+    };
+    let status = match args.cmd {
+        Sub::Put(a) => admin::put(&ctx, a),
+        Sub::Peek(a) => admin::peek(&ctx, a),
+        Sub::Delete(a) => admin::delete(&ctx, a),
+        Sub::Kick(a) => admin::kick(&ctx, a),
+        Sub::KickJob(a) => admin::kick_job(&ctx, a),
+        Sub::Pause(a) => admin::pause(&ctx, a),
+        Sub::Flush(a) => admin::flush(&ctx, a),
+        Sub::Stats(a) => admin::stats(&ctx, a),
+        Sub::Tubes(a) => admin::tubes(&ctx, a),
+        Sub::Work(a) => work::run(&ctx, a),
+        Sub::Call(a) => call::run(&ctx, a),
+    };
+    std::process::exit(status)
+}
