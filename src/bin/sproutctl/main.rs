@@ -57,10 +57,24 @@ pub struct Ctx {
     pub json: bool,
 }
 
+/// argh reads a lone `-` as an unknown flag; for put and call it is the
+/// body from stdin, as in every Unix tool. It is moved after a `--`.
+fn stdin_dash(mut args: Vec<&str>) -> Vec<&str> {
+    let sub = args.iter().position(|a| matches!(*a, "put" | "call"));
+    if let Some(sub) = sub
+        && !args.contains(&"--")
+        && let Some(at) = args.iter().skip(sub).position(|a| *a == "-")
+    {
+        args.remove(sub + at);
+        args.extend(["--", "-"]);
+    }
+    args
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     let name = argv.first().map_or("sproutctl", |s| s.as_str());
-    let rest: Vec<&str> = argv.iter().skip(1).map(|s| s.as_str()).collect();
+    let rest = stdin_dash(argv.iter().skip(1).map(|s| s.as_str()).collect());
     let args = match Args::from_args(&[name], &rest) {
         Ok(a) => a,
         Err(early) => {
