@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod top;
 mod work;
 
 use std::io::Write;

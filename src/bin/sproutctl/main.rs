@@ -3,7 +3,8 @@
 //!
 //! Reading order: [`client`] (one blocking connection), [`servers`] (the
 //! `--server` list: round robin and failover), [`admin`] (put, peek,
-//! delete, kick, pause, flush, stats, tubes), [`work`] (a shell command
+//! delete, kick, pause, flush, stats, tubes), [`top`] (the live view),
+//! [`work`] (a shell command
 //! as a worker), [`call`] (a job whose worker's output comes back),
 //! [`output`] (tables, JSON, escaping). doc/cli.md and doc/sproutctl.1
 //! say what each does; the exit statuses are [`exit`]'s.
@@ -14,6 +15,7 @@ mod client;
 mod exit;
 mod output;
 mod servers;
+mod top;
 mod work;
 
 use argh::FromArgs;
@@ -47,6 +49,7 @@ enum Sub {
     Flush(admin::FlushArgs),
     Stats(admin::StatsArgs),
     Tubes(admin::TubesArgs),
+    Top(top::TopArgs),
     Work(work::WorkArgs),
     Call(call::CallArgs),
 }
@@ -118,6 +121,7 @@ fn main() {
         Sub::Flush(a) => admin::flush(&ctx, a),
         Sub::Stats(a) => admin::stats(&ctx, a),
         Sub::Tubes(a) => admin::tubes(&ctx, a),
+        Sub::Top(a) => top::run(&ctx, a),
         Sub::Work(a) => work::run(&ctx, a),
         Sub::Call(a) => call::run(&ctx, a),
     };
