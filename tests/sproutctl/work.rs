@@ -11,19 +11,25 @@ use super::{ctl, ctl_bin, text};
 
 /// A running `sproutctl work`, its stderr kept in a file; killed when
 /// dropped.
-struct Worker {
+pub struct Worker {
     child: Child,
     log: std::path::PathBuf,
     _dir: TempDir,
 }
 
 impl Worker {
-    fn start(port: u16, args: &[&str]) -> Worker {
+    pub fn start(port: u16, args: &[&str]) -> Worker {
+        Self::start_on(&[port], args)
+    }
+
+    pub fn start_on(ports: &[u16], args: &[&str]) -> Worker {
         let dir = TempDir::new("sproutctl-work");
         let log = dir.0.join("stderr");
-        let child = Command::new(ctl_bin())
-            .arg("--server")
-            .arg(format!("127.0.0.1:{port}"))
+        let mut cmd = Command::new(ctl_bin());
+        for p in ports {
+            cmd.arg("--server").arg(format!("127.0.0.1:{p}"));
+        }
+        let child = cmd
             .arg("work")
             .args(args)
             .env("WORK_DIR", &dir.0)
@@ -39,11 +45,11 @@ impl Worker {
         }
     }
 
-    fn dir(&self) -> &std::path::Path {
+    pub fn dir(&self) -> &std::path::Path {
         self.log.parent().unwrap()
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 

@@ -229,30 +229,45 @@ impl Slot {
         l.backoff = (l.backoff * 2).min(Duration::from_secs(30));
     }
 
-    /// A job from one of the servers, trying each for up to a second, or
-    /// None after one round without.
+    /// A job from one of the servers, or None after a second without.
+    /// With several servers each is asked without waiting first, so that
+    /// a job on one is never kept waiting by a wait on another; then one,
+    /// in turn, is waited on for a second.
     fn reserve(&mut self) -> Option<(usize, Job)> {
         let n = self.links.len();
-        let mut tried = false;
-        for _ in 0..n {
-            if self.stopping() {
-                return None;
-            }
-            let i = self.turn;
-            self.turn = (self.turn + 1) % n;
-            let Some(c) = self.conn(i) else { continue };
-            tried = true;
-            match c.reserve(1) {
-                Ok(Reserved::Job(job)) => return Some((i, job)),
-                Ok(_) => {}
-                Err(e) => self.lose(i, &e),
+        let mut order: Vec<usize> = (0..n).map(|k| (self.turn + k) % n).collect();
+        self.turn = (self.turn + 1) % n;
+        if n > 1 {
+            for &i in &order {
+                if self.stopping() {
+                    return None;
+                }
+                let Some(c) = self.conn(i) else { continue };
+                match c.reserve(0) {
+                    Ok(Reserved::Job(job)) => return Some((i, job)),
+                    Ok(_) => {}
+                    Err(e) => self.lose(i, &e),
+                }
             }
         }
-        if !tried {
+        order.retain(|&i| self.links[i].conn.is_some() || Instant::now() >= self.links[i].retry_at);
+        let Some(&i) = order.first() else {
             // Every server is away: wait for the first retry.
             std::thread::sleep(Duration::from_millis(200));
+            return None;
+        };
+        if self.stopping() {
+            return None;
         }
-        None
+        let c = self.conn(i)?;
+        match c.reserve(1) {
+            Ok(Reserved::Job(job)) => Some((i, job)),
+            Ok(_) => None,
+            Err(e) => {
+                self.lose(i, &e);
+                None
+            }
+        }
     }
 
     fn handle(&mut self, i: usize, job: Job) {
