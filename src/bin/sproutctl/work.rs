@@ -384,37 +384,37 @@ impl Slot {
                 return (Ran::Exited(127), Vec::new());
             }
         };
-        let feeder = child.stdin.take().map(|mut stdin| {
+        // A body that fits the pipe's atomic size goes in at once; a larger
+        // one is fed by a thread, since a command may read it slowly (or
+        // stop reading early, which is its own business).
+        let feeder = child.stdin.take().and_then(|mut stdin| {
+            if body.len() <= libc::PIPE_BUF {
+                let _ = stdin.write_all(body);
+                return None;
+            }
             let body = body.to_vec();
-            // A command that stops reading early is its own business.
-            std::thread::spawn(move || {
+            Some(std::thread::spawn(move || {
                 let _ = stdin.write_all(&body);
-            })
+            }))
         });
         let err_lines = child.stderr.take().map(|e| prefix_lines(id, e));
-        let out = child.stdout.take().map(|o| {
-            if keep_stdout {
-                std::thread::spawn(move || {
+        let (out_lines, kept) = match child.stdout.take() {
+            Some(o) if keep_stdout => (
+                None,
+                Some(std::thread::spawn(move || {
                     let mut v = Vec::new();
                     let _ = BufReader::new(o).read_to_end(&mut v);
                     v
-                })
-            } else {
-                let t = prefix_lines(id, o);
-                std::thread::spawn(move || {
-                    let _ = t.join();
-                    Vec::new()
-                })
-            }
-        });
+                })),
+            ),
+            Some(o) => (Some(prefix_lines(id, o)), None),
+            None => (None, None),
+        };
         let ran = self.watch(i, id, ttr, &mut child);
-        for t in [err_lines].into_iter().flatten() {
+        for t in [err_lines, out_lines, feeder].into_iter().flatten() {
             let _ = t.join();
         }
-        let stdout = out.and_then(|t| t.join().ok()).unwrap_or_default();
-        if let Some(f) = feeder {
-            let _ = f.join();
-        }
+        let stdout = kept.and_then(|t| t.join().ok()).unwrap_or_default();
         (ran, stdout)
     }
 
@@ -430,6 +430,7 @@ impl Slot {
         let mut term_sent: Option<Instant> = None;
         let mut timed_out = false;
         let mut lost = false;
+        let exited = ExitWatch::new(child.id());
         loop {
             match child.try_wait() {
                 Ok(Some(st)) => {
@@ -483,7 +484,48 @@ impl Slot {
             if term_sent.is_some_and(|t| now.duration_since(t) >= grace) {
                 signal(child, libc::SIGKILL);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            // Until the command exits, the next touch, or a look at the
+            // stop flag and the time limits.
+            let next_touch = touch_every.saturating_sub(now.duration_since(touched));
+            exited.wait(next_touch.min(Duration::from_millis(100)));
+        }
+    }
+}
+
+/// Waits for a process to exit without polling it: a pidfd becomes
+/// readable when it does (Linux 5.3 on). Without one, short sleeps.
+struct ExitWatch(i32);
+
+impl ExitWatch {
+    fn new(pid: u32) -> ExitWatch {
+        // SAFETY: pidfd_open takes a pid and flags; -1 on failure.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        ExitWatch(fd as i32)
+    }
+
+    fn wait(&self, at_most: Duration) {
+        if self.0 < 0 {
+            return std::thread::sleep(at_most.min(Duration::from_millis(20)));
+        }
+        let mut p = libc::pollfd {
+            fd: self.0,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on a descriptor this struct owns.
+        unsafe {
+            libc::poll(&mut p, 1, at_most.as_millis().max(1) as i32);
+        }
+    }
+}
+
+impl Drop for ExitWatch {
+    fn drop(&mut self) {
+        if self.0 >= 0 {
+            // SAFETY: closes the pidfd opened in new().
+            unsafe {
+                libc::close(self.0);
+            }
         }
     }
 }
