@@ -118,6 +118,12 @@ fn top_shows_tubes_and_their_changing_counts_and_quits_on_q() {
         ]
     );
     assert_eq!(row(&first, "alpha").unwrap()[..2], ["alpha", "1"]);
+    assert!(
+        first
+            .lines()
+            .any(|l| l.starts_with("put/s ") && l.contains(" reserve/s ")),
+        "{first}"
+    );
     assert!(first.lines().all(|l| l.chars().count() <= 80));
     // Three more in beta: the count changes and beta sorts first.
     for _ in 0..3 {

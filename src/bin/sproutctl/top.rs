@@ -64,9 +64,10 @@ impl Row {
     }
 }
 
-/// Reads every tube of every server.
-fn sample(conns: &mut [(String, Option<Conn>)]) -> (Vec<Row>, Vec<String>) {
-    let (mut rows, mut down) = (Vec::new(), Vec::new());
+/// Reads every tube of every server, and the servers' puts, reserve
+/// commands and deletes so far (summed).
+fn sample(conns: &mut [(String, Option<Conn>)]) -> (Vec<Row>, Vec<String>, [u64; 3]) {
+    let (mut rows, mut down, mut flow) = (Vec::new(), Vec::new(), [0u64; 3]);
     for (addr, conn) in conns.iter_mut() {
         if conn.is_none() {
             *conn = Conn::connect(addr).ok();
@@ -76,6 +77,17 @@ fn sample(conns: &mut [(String, Option<Conn>)]) -> (Vec<Row>, Vec<String>) {
             continue;
         };
         let got = (|| {
+            let st = c.stats()?;
+            let n = |k: &str| {
+                stat(&st, k)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let server = [
+                n("total-jobs"),
+                n("cmd-reserve") + n("cmd-reserve-with-timeout"),
+                n("cmd-delete"),
+            ];
             let mut v = Vec::new();
             for t in c.list_tubes()? {
                 let Some(s) = c.stats_tube(&t)? else { continue };
@@ -95,17 +107,22 @@ fn sample(conns: &mut [(String, Option<Conn>)]) -> (Vec<Row>, Vec<String>) {
                     pause_left: n("pause-time-left"),
                 });
             }
-            Ok::<_, Error>(v)
+            Ok::<_, Error>((v, server))
         })();
         match got {
-            Ok(v) => rows.extend(v),
+            Ok((v, server)) => {
+                rows.extend(v);
+                for (f, n) in flow.iter_mut().zip(server) {
+                    *f += n;
+                }
+            }
             Err(_) => {
                 *conn = None;
                 down.push(addr.clone());
             }
         }
     }
-    (rows, down)
+    (rows, down, flow)
 }
 
 /// The terminal in no-echo, no-line mode until dropped.
@@ -201,9 +218,18 @@ pub fn run(ctx: &Ctx, a: TopArgs) -> i32 {
     let interval = Duration::from_secs_f64(a.interval.max(0.1));
     let mut reverse = false;
     let mut last: HashMap<(String, String), ([u64; 2], Instant)> = HashMap::new();
+    let mut last_flow: Option<([u64; 3], Instant)> = None;
     loop {
-        let (mut rows, down) = sample(&mut conns);
+        let (mut rows, down, flow) = sample(&mut conns);
         let now = Instant::now();
+        let server_rates: [f64; 3] = match last_flow {
+            Some((then, at)) => {
+                let secs = now.duration_since(at).as_secs_f64().max(1e-3);
+                std::array::from_fn(|i| flow[i].saturating_sub(then[i]) as f64 / secs)
+            }
+            None => [0.0; 3],
+        };
+        last_flow = Some((flow, now));
         for r in rows.iter_mut() {
             let k = (r.server.clone(), r.name.clone());
             if let Some((then, at)) = last.get(&k) {
@@ -224,7 +250,7 @@ pub fn run(ctx: &Ctx, a: TopArgs) -> i32 {
                 .then(x.name.cmp(&y.name));
             if reverse { o.reverse() } else { o }
         });
-        draw(ctx, &rows, &down, sort, reverse);
+        draw(ctx, &rows, &down, server_rates, sort, reverse);
         let until = Instant::now() + interval;
         while Instant::now() < until {
             if quit.load(Ordering::Relaxed) {
@@ -249,7 +275,7 @@ pub fn run(ctx: &Ctx, a: TopArgs) -> i32 {
     }
 }
 
-fn draw(ctx: &Ctx, rows: &[Row], down: &[String], sort: usize, reverse: bool) {
+fn draw(ctx: &Ctx, rows: &[Row], down: &[String], rates: [f64; 3], sort: usize, reverse: bool) {
     let (width, height) = size();
     let several = ctx.servers.len() > 1;
     let total = |i: usize| rows.iter().map(|r| r.counts[i]).sum::<u64>();
@@ -266,6 +292,10 @@ fn draw(ctx: &Ctx, rows: &[Row], down: &[String], sort: usize, reverse: bool) {
             total(1),
             total(2),
             total(3)
+        ),
+        format!(
+            "put/s {:.1}  reserve/s {:.1}  delete/s {:.1}   (reserve: commands, all tubes)",
+            rates[0], rates[1], rates[2]
         ),
         format!(
             "sorted by {}{}   s: next column  r: reverse  q: quit{}",
