@@ -63,9 +63,22 @@ fn json(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)))
 }
 
+fn beanstalkd() -> Server {
+    let b = std::env::var("SPROUT_REFERENCE_BEANSTALKD").unwrap_or_else(|_| "beanstalkd".into());
+    Server::start_bin(&b, &[])
+}
+
 #[test]
-fn put_peek_stats_tubes_and_their_json() {
-    let s = Server::start(&[]);
+fn put_peek_stats_tubes_and_their_json_on_sprout() {
+    put_peek_stats_tubes(&Server::start(&[]));
+}
+
+#[test]
+fn put_peek_stats_tubes_and_their_json_on_beanstalkd() {
+    put_peek_stats_tubes(&beanstalkd());
+}
+
+fn put_peek_stats_tubes(s: &Server) {
     let p = [s.port];
     let out = ctl(&p, &["put", "--tube", "mail", "--pri", "5", "hello"], b"");
     assert_eq!(
@@ -177,8 +190,16 @@ fn put_peek_stats_tubes_and_their_json() {
 }
 
 #[test]
-fn delete_kick_pause_and_flush() {
-    let s = Server::start(&[]);
+fn delete_kick_pause_and_flush_on_sprout() {
+    delete_kick_pause_and_flush(&Server::start(&[]));
+}
+
+#[test]
+fn delete_kick_pause_and_flush_on_beanstalkd() {
+    delete_kick_pause_and_flush(&beanstalkd());
+}
+
+fn delete_kick_pause_and_flush(s: &Server) {
     let p = [s.port];
     let mut c = s.connect();
     c.expect("use t\r\n", "USING t\r\n");

@@ -138,8 +138,7 @@ fn gearman_example_on_sprout() {
 
 #[test]
 fn gearman_example_on_beanstalkd() {
-    let b = std::env::var("SPROUT_REFERENCE_BEANSTALKD").unwrap_or_else(|_| "beanstalkd".into());
-    gearman_example(&Server::start_bin(&b, &[]));
+    gearman_example(&super::beanstalkd());
 }
 
 fn binary_and_status_through_call(s: &Server) {
@@ -173,8 +172,7 @@ fn binary_bodies_and_exit_status_through_call_on_sprout() {
 
 #[test]
 fn binary_bodies_and_exit_status_through_call_on_beanstalkd() {
-    let b = std::env::var("SPROUT_REFERENCE_BEANSTALKD").unwrap_or_else(|_| "beanstalkd".into());
-    binary_and_status_through_call(&Server::start_bin(&b, &[]));
+    binary_and_status_through_call(&super::beanstalkd());
 }
 
 #[test]
