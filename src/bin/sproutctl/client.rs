@@ -149,9 +149,18 @@ impl Conn {
     }
 
     /// The `n` bytes of data after an OK or a job line, and their CRLF.
+    /// Read as they come, so a reply that claims more than it sends costs
+    /// only what it sent.
     fn data(&mut self, n: usize) -> Result<Vec<u8>, Error> {
-        let mut buf = vec![0; n + 2];
-        self.reader.read_exact(&mut buf).map_err(|e| self.lost(e))?;
+        let mut buf = Vec::with_capacity(n.min(1 << 20) + 2);
+        let want = n as u64 + 2;
+        let got = (self.reader.by_ref().take(want))
+            .read_to_end(&mut buf)
+            .map_err(|e| self.lost(e))?;
+        if got as u64 != want || !buf.ends_with(b"\r\n") {
+            let short = io::Error::new(io::ErrorKind::UnexpectedEof, "the reply was cut short");
+            return Err(self.lost(short));
+        }
         buf.truncate(n);
         Ok(buf)
     }
