@@ -292,7 +292,8 @@ pub fn render(live: &mut Live) -> Reply {
         f.http_requests,
     );
 
-    let views: Vec<_> = live.engine.tube_views(live.now).collect();
+    let mut views = Vec::with_capacity(live.engine.tube_count());
+    views.extend(live.engine.tube_views(live.now));
     let mut reply = Reply::new(200, "text/plain; version=0.0.4; charset=utf-8", o.0);
     reply.shared = live.tube_lines.render(&views);
     reply
