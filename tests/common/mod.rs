@@ -103,6 +103,18 @@ pub fn listens_on(pid: u32, port: u16) -> bool {
     })
 }
 
+/// Waits (bounded) for `child` to exit and returns its status.
+pub fn wait_child(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
 pub fn sprout_bin() -> &'static str {
     env!("CARGO_BIN_EXE_sprout")
 }
@@ -212,14 +224,7 @@ impl Server {
 
     /// Waits (bounded) for the process to exit and returns its status.
     pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
+        wait_child(&mut self.child, within)
     }
 }
 

@@ -60,14 +60,7 @@ impl Worker {
 
     /// Its exit status, waiting at most `within`.
     fn wait(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        super::common::wait_child(&mut self.child, within)
     }
 }
 
@@ -262,21 +255,14 @@ fn timeout_stops_the_command_and_the_job_is_tried_again() {
     assert!(w.log().contains("ran past --timeout"), "{}", w.log());
 }
 
-#[test]
-fn sigterm_lets_the_running_command_finish_once() {
+/// A worker with `--grace` running `sleep SLEEP` gets SIGTERM mid-job:
+/// it exits 0, the command ran once, and the job ends in `want`.
+fn sigterm_mid_job(grace: &str, sleep: &str, want: &str) {
     let s = Server::start(&[]);
+    let script = format!("echo run >> \"$WORK_DIR/runs\"; sleep {sleep}");
     let mut w = Worker::start(
         s.port,
-        &[
-            "--tube",
-            "t",
-            "--grace",
-            "10",
-            "--",
-            "sh",
-            "-c",
-            "echo run >> \"$WORK_DIR/runs\"; sleep 1.5",
-        ],
+        &["--tube", "t", "--grace", grace, "--", "sh", "-c", &script],
     );
     let runs = w.dir().join("runs");
     let mut c = s.connect();
@@ -288,38 +274,20 @@ fn sigterm_lets_the_running_command_finish_once() {
     w.signal(libc::SIGTERM);
     let st = w.wait(Duration::from_secs(15)).expect("the worker exits");
     assert_eq!(st.code(), Some(0));
-    assert_eq!(state(&mut c, id), "gone", "finished and deleted");
+    assert_eq!(state(&mut c, id), want);
     assert_eq!(std::fs::read_to_string(&runs).unwrap(), "run\n");
 }
 
 #[test]
+fn sigterm_lets_the_running_command_finish_once() {
+    // Finished within the grace, and deleted.
+    sigterm_mid_job("10", "1.5", "gone");
+}
+
+#[test]
 fn sigterm_past_the_grace_releases_the_job() {
-    let s = Server::start(&[]);
-    let mut w = Worker::start(
-        s.port,
-        &[
-            "--tube",
-            "t",
-            "--grace",
-            "1",
-            "--",
-            "sh",
-            "-c",
-            "echo run >> \"$WORK_DIR/runs\"; sleep 60",
-        ],
-    );
-    let runs = w.dir().join("runs");
-    let mut c = s.connect();
-    c.expect("use t\r\n", "USING t\r\n");
-    let id = put(&mut c, 0, 0, 60, b"x");
-    eventually(Duration::from_secs(10), "the command runs", || {
-        runs.exists()
-    });
-    w.signal(libc::SIGTERM);
-    let st = w.wait(Duration::from_secs(15)).expect("the worker exits");
-    assert_eq!(st.code(), Some(0));
-    assert_eq!(state(&mut c, id), "ready", "released, not lost");
-    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "run\n");
+    // Stopped after the grace: released, not lost.
+    sigterm_mid_job("1", "60", "ready");
 }
 
 #[test]

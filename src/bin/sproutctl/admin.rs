@@ -23,6 +23,22 @@ fn check_tube(t: &str) -> Result<(), i32> {
     }
 }
 
+/// A body given as an argument, or read from stdin when it is `-` or
+/// absent (put and call).
+pub fn body_arg(arg: Option<&str>) -> Result<Vec<u8>, i32> {
+    match arg {
+        Some("-") | None => {
+            let mut b = Vec::new();
+            std::io::stdin().read_to_end(&mut b).map_err(|e| {
+                eprintln!("sproutctl: cannot read the body from stdin: {e}");
+                exit::USAGE
+            })?;
+            Ok(b)
+        }
+        Some(b) => Ok(b.as_bytes().to_vec()),
+    }
+}
+
 /// The one server an id-addressed subcommand talks to.
 fn one_server(ctx: &Ctx, what: &str) -> Result<Conn, i32> {
     if ctx.servers.len() > 1 {
@@ -65,16 +81,9 @@ pub fn put(ctx: &Ctx, a: PutArgs) -> i32 {
         return put_lines(ctx, &a);
     }
     let mut servers = Servers::new(&ctx.servers);
-    let body = match a.body.as_deref() {
-        Some("-") | None => {
-            let mut b = Vec::new();
-            if let Err(e) = std::io::stdin().read_to_end(&mut b) {
-                eprintln!("sproutctl: cannot read the body from stdin: {e}");
-                return exit::USAGE;
-            }
-            b
-        }
-        Some(b) => b.as_bytes().to_vec(),
+    let body = match body_arg(a.body.as_deref()) {
+        Ok(b) => b,
+        Err(status) => return status,
     };
     let result = servers.connect_next().and_then(|mut c| {
         c.use_tube(&a.tube)?;

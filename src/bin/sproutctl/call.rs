@@ -15,7 +15,7 @@
 //! the command unchanged; the leading NUL keeps text jobs from ever
 //! looking like one.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use argh::FromArgs;
@@ -104,16 +104,9 @@ pub fn run(ctx: &Ctx, a: CallArgs) -> i32 {
     if !valid_tube_name(a.tube.as_bytes()) {
         return exit::usage(&format!("{:?} is not a tube name", a.tube));
     }
-    let body = match a.body.as_deref() {
-        Some("-") | None => {
-            let mut b = Vec::new();
-            if let Err(e) = std::io::stdin().read_to_end(&mut b) {
-                eprintln!("sproutctl: cannot read the body from stdin: {e}");
-                return exit::USAGE;
-            }
-            b
-        }
-        Some(b) => b.as_bytes().to_vec(),
+    let body = match crate::admin::body_arg(a.body.as_deref()) {
+        Ok(b) => b,
+        Err(status) => return status,
     };
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
