@@ -55,16 +55,31 @@ pub struct ServerCounts {
 }
 
 /// One connection, as the engine knows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct ClientView<'a> {
     pub id: ClientId,
     pub used: &'a str,
-    pub watched: Vec<&'a str>,
+    /// Read through [`watched`](Self::watched): collected for every
+    /// connection, 1,000 of them cost a status request more than the rows
+    /// it shows.
+    watch: &'a crate::watch_list::WatchList,
+    tubes: &'a Registry,
     pub producer: bool,
     pub worker: bool,
     /// Blocked in a reserve.
     pub waiting: bool,
     pub reserved: usize,
+}
+
+impl<'a> ClientView<'a> {
+    /// The tubes the connection watches, by name, in `list-tubes-watched`
+    /// order.
+    pub fn watched(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        let tubes = self.tubes;
+        self.watch
+            .tubes()
+            .map(move |t| &*tubes.slab[t as usize].name)
+    }
 }
 
 /// One reserved job: who holds it, since when, until when.
@@ -142,13 +157,13 @@ impl Engine {
 
     /// Every connection, by id.
     pub fn client_views(&self) -> impl Iterator<Item = ClientView<'_>> {
-        let name = |t: TubeId| &*self.tubes.slab[t as usize].name;
         self.clients.iter().enumerate().filter_map(move |(i, c)| {
             let c = c.as_ref()?;
             Some(ClientView {
                 id: i as ClientId,
-                used: name(c.used),
-                watched: c.watch.tubes().map(name).collect(),
+                used: &self.tubes.slab[c.used as usize].name,
+                watch: &c.watch,
+                tubes: &self.tubes,
                 producer: c.producer,
                 worker: c.worker,
                 waiting: c.waiting,

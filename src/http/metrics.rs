@@ -292,9 +292,7 @@ pub fn render(live: &mut Live) -> Reply {
         f.http_requests,
     );
 
-    let mut views = Vec::with_capacity(live.engine.tube_count());
-    views.extend(live.engine.tube_views(live.now));
     let mut reply = Reply::new(200, "text/plain; version=0.0.4; charset=utf-8", o.0);
-    reply.shared = live.tube_lines.render(&views);
+    reply.shared = live.tube_lines.render(|| e.tube_views(now));
     reply
 }

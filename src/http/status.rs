@@ -9,7 +9,7 @@ use std::fmt::Write;
 use crate::job::{ClientId, NANOS_PER_SEC, Nanos};
 
 use super::site::Live;
-use super::text::{push_json, query_param};
+use super::text::{push_json, push_num, query_param};
 
 /// Rows of each table at most; the rest are counted.
 pub const MAX_ROWS: usize = 100;
@@ -96,7 +96,7 @@ pub fn snapshot<'a>(live: &'a Live<'a>, filter: &Filter) -> Snapshot<'a> {
         .collect();
     let clients: Vec<_> = e
         .client_views()
-        .filter(|c| filter.admits(c.used) || c.watched.iter().any(|t| filter.admits(t)))
+        .filter(|c| filter.admits(c.used) || c.watched().any(|t| filter.admits(t)))
         .collect();
     let connected_for = |c: ClientId| peers.peer(c).map_or(0, |p| now.saturating_sub(p.since));
     let (clients, conns_total) = first_rows(clients, |c| std::cmp::Reverse(connected_for(c.id)));
@@ -112,7 +112,7 @@ pub fn snapshot<'a>(live: &'a Live<'a>, filter: &Filter) -> Snapshot<'a> {
                 _ => "idle",
             },
             used: c.used.to_string(),
-            watched: c.watched.iter().map(|t| t.to_string()).collect(),
+            watched: c.watched().map(str::to_string).collect(),
             reserved: c.reserved,
             connected_for: connected_for(c.id),
         })
@@ -162,7 +162,9 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
     let e = live.engine;
     let info = e.info();
     let n = e.counts();
-    let mut o = String::with_capacity(4096);
+    // About what each row takes, so that 140 KB are not grown into.
+    let rows = 360 * s.tubes.len() + 240 * s.conns.len() + 240 * s.reserved.len();
+    let mut o = String::with_capacity(4096 + rows);
     o.push_str("{\"server\":{\"version\":");
     push_json(&mut o, &info.version);
     o.push_str(",\"hostname\":");
@@ -205,32 +207,42 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
             ",\"put_rate\":{:.3},\"reserve_rate\":{:.3},\"delete_rate\":{:.3}",
             r[0], r[1], r[2]
         );
-        let _ = write!(
-            o,
-            ",\"urgent\":{},\"ready\":{},\"reserved\":{},\"delayed\":{},\"buried\":{},\"total_jobs\":{},\
-             \"using\":{},\"watching\":{},\"waiting\":{},\"reserves\":{},\"deletes\":{},\"paused\":{},\"pause_left\":{},\
-             \"oldest_ready_age\":{},\"oldest_buried\":",
-            t.urgent,
-            t.ready,
-            t.reserved,
-            t.delayed,
-            t.buried,
-            t.total_jobs,
-            t.using,
-            t.watching,
-            t.waiting,
-            t.reserves,
-            t.cmd_delete,
-            t.pause > 0,
-            secs(t.pause_left),
-            t.oldest_ready_age
-                .map_or("null".to_string(), |a| secs(a).to_string()),
-        );
+        for (key, n) in [
+            ("urgent", t.urgent),
+            ("ready", t.ready),
+            ("reserved", t.reserved),
+            ("delayed", t.delayed),
+            ("buried", t.buried),
+            ("total_jobs", t.total_jobs),
+            ("using", t.using),
+            ("watching", t.watching),
+            ("waiting", t.waiting),
+            ("reserves", t.reserves),
+            ("deletes", t.cmd_delete),
+        ] {
+            field(o, key, n);
+        }
+        o.push_str(if t.pause > 0 {
+            ",\"paused\":true"
+        } else {
+            ",\"paused\":false"
+        });
+        let _ = write!(o, ",\"pause_left\":{}", secs(t.pause_left));
+        match t.oldest_ready_age {
+            Some(a) => {
+                let _ = write!(o, ",\"oldest_ready_age\":{}", secs(a));
+            }
+            None => o.push_str(",\"oldest_ready_age\":null"),
+        }
         match t.oldest_buried {
             Some((id, age)) => {
-                let _ = write!(o, "{{\"id\":{id},\"age\":{}}}}}", secs(age));
+                let _ = write!(
+                    o,
+                    ",\"oldest_buried\":{{\"id\":{id},\"age\":{}}}}}",
+                    secs(age)
+                );
             }
-            None => o.push_str("null}"),
+            None => o.push_str(",\"oldest_buried\":null}"),
         }
     });
     let _ = write!(
@@ -270,6 +282,14 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
     });
     o.push_str("}\n");
     o.into_bytes()
+}
+
+/// `,"key":n`
+fn field(o: &mut String, key: &str, n: u64) {
+    o.push_str(",\"");
+    o.push_str(key);
+    o.push_str("\":");
+    push_num(o, n);
 }
 
 /// A JSON array of `items`, each written by `each`.

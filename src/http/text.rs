@@ -13,9 +13,23 @@ pub fn push_label(out: &mut String, v: &str) {
     }
 }
 
+/// A number in decimal, without `core::fmt` (thousands per status
+/// request).
+pub fn push_num(out: &mut String, n: u64) {
+    // Only ASCII digits: always UTF-8.
+    if let Ok(s) = std::str::from_utf8(crate::reply::decimal(n, &mut [0; 20])) {
+        out.push_str(s);
+    }
+}
+
 /// A JSON string, quotes included.
 pub fn push_json(out: &mut String, v: &str) {
     out.push('"');
+    if !v.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(v);
+        out.push('"');
+        return;
+    }
     for ch in v.chars() {
         match ch {
             '"' => out.push_str("\\\""),
@@ -90,6 +104,17 @@ mod tests {
         let mut s = String::new();
         push_json(&mut s, "q\"\\\u{1}");
         assert_eq!(s, r#""q\"\\\u0001""#);
+        // Nothing to escape (the quick way) and one escape at the end.
+        let mut s = String::new();
+        push_json(&mut s, "tube-é");
+        push_json(&mut s, "tube-é\n");
+        assert_eq!(s, r#""tube-é""tube-é\u000a""#);
+        let mut s = String::new();
+        for n in [0, 7, 10, 99, 1000, u64::MAX] {
+            push_num(&mut s, n);
+            s.push(' ');
+        }
+        assert_eq!(s, "0 7 10 99 1000 18446744073709551615 ");
         let mut s = String::new();
         push_html(&mut s, "<a href='x'>&\"");
         assert_eq!(s, "&lt;a href=&#39;x&#39;&gt;&amp;&quot;");
