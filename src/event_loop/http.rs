@@ -34,6 +34,10 @@ pub struct HttpConn {
 
 const LINGER: Nanos = 2_000_000_000;
 const LINGER_BYTES: usize = 1 << 20;
+/// Bytes a connection writes per turn. The socket would take a 7 MB
+/// /metrics at once, holding every queue reply for the 2 ms the kernel
+/// spends on it; in pieces it leaves between them.
+const WRITE_PER_TURN: usize = 64 * 1024;
 
 pub struct HttpSide {
     listener: TcpListener,
@@ -44,6 +48,9 @@ pub struct HttpSide {
     requests: u64,
     /// Set while connections are refused at the ceiling (one log line).
     refusing: bool,
+    /// Connections that wrote their turn's share with more to write: the
+    /// socket will not say writable again, so they are driven next turn.
+    pub again: Vec<usize>,
 }
 
 impl HttpSide {
@@ -56,6 +63,7 @@ impl HttpSide {
             tube_lines: TubeLines::default(),
             requests: 0,
             refusing: false,
+            again: Vec::new(),
         }
     }
 
@@ -170,16 +178,28 @@ impl Server {
             tube_rates,
             tube_lines,
             requests,
+            again,
             ..
         } = h;
         let http_connections = conns.len();
+        let mut budget = WRITE_PER_TURN;
         loop {
             let Some(hc) = conns.get_mut(key) else { return };
             let s = &mut hc.session;
             while s.pending_output() > 0 {
-                match hc.stream.write(s.out.unsent()) {
+                if budget == 0 {
+                    if !again.contains(&key) {
+                        again.push(key);
+                    }
+                    return;
+                }
+                let unsent = s.out.unsent();
+                match hc.stream.write(&unsent[..unsent.len().min(budget)]) {
                     Ok(0) => return close_http(&self.poll, conns, key),
-                    Ok(n) => s.wrote(n, now),
+                    Ok(n) => {
+                        budget -= n;
+                        s.wrote(n, now)
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => return close_http(&self.poll, conns, key),
@@ -227,6 +247,14 @@ impl Server {
                 Err(_) => return close_http(&self.poll, conns, key),
             }
             *requests += s.served - served;
+        }
+    }
+
+    /// Drives the connections that stopped at their share last turn.
+    pub(super) fn resume_http(&mut self) {
+        let Some(h) = &mut self.http else { return };
+        for key in std::mem::take(&mut h.again) {
+            self.drive_http(key);
         }
     }
 

@@ -279,6 +279,7 @@ impl Server {
             }
             self.woken.extend(again);
             self.resume_paced();
+            self.resume_http();
             self.drive_woken();
             if let Some(h) = &mut self.http {
                 h.rates.sample(now, self.engine.flow_counts());
@@ -296,7 +297,8 @@ impl Server {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.woken.is_empty() || !self.again.is_empty() {
+        let http_again = self.http.as_ref().is_some_and(|h| !h.again.is_empty());
+        if !self.woken.is_empty() || !self.again.is_empty() || http_again {
             return Some(Duration::ZERO);
         }
         let now = self.now();
