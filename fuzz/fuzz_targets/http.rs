@@ -82,12 +82,19 @@ fn check_responses(out: &[u8]) {
             .expect("a length");
         // HEAD responses carry the length but no body: accept either.
         let next = &rest[head..];
-        at += if next.is_empty() || next.starts_with(b"HTTP/1.1 ") {
-            head
-        } else {
-            head + len
-        };
+        let body = !(next.is_empty() || next.starts_with(b"HTTP/1.1 "));
+        at += if body { head + len } else { head };
         assert!(at <= out.len(), "a body shorter than its Content-Length");
+        if body && text.contains("\r\nContent-Encoding: gzip\r\n") {
+            // One gzip member whose text is the exposition.
+            let mut plain = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::GzDecoder::new(&next[..len]),
+                &mut plain,
+            )
+            .expect("a valid gzip member of text");
+            assert!(plain.starts_with("# HELP "), "{plain:.80}");
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use crate::histogram::Histogram;
 use crate::job::{NANOS_PER_SEC, Nanos};
 use crate::stats::rusage;
 
-use super::session::Reply;
+use super::session::{Encoding, Reply};
 use super::site::Live;
 use super::text::push_label;
 
@@ -60,7 +60,9 @@ fn secs(n: Nanos) -> f64 {
     n as f64 / NANOS_PER_SEC as f64
 }
 
-pub fn render(live: &mut Live) -> Reply {
+/// The exposition; gzip-compressed for a scraper that takes it
+/// (Prometheus does), the per-tube part from kept pieces.
+pub fn render(live: &mut Live, gzip: bool) -> Reply {
     let (e, now) = (live.engine, live.now);
     let mut o = Out(String::with_capacity(8192));
     let info = e.info();
@@ -292,7 +294,15 @@ pub fn render(live: &mut Live) -> Reply {
         f.http_requests,
     );
 
-    let mut reply = Reply::new(200, "text/plain; version=0.0.4; charset=utf-8", o.0);
+    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+    if gzip {
+        let body = live.tube_lines.gzip(|| e.tube_views(now), o.0.as_bytes());
+        let mut reply = Reply::new(200, content_type, body);
+        reply.encoding = Encoding::Gzip;
+        return reply;
+    }
+    let mut reply = Reply::new(200, content_type, o.0);
     reply.shared = live.tube_lines.render(|| e.tube_views(now));
+    reply.encoding = Encoding::Identity;
     reply
 }

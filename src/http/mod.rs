@@ -6,11 +6,13 @@
 //! limits, keep-alive; no sockets, time passed in; [`output`] holds what
 //! waits to be written), [`site`] (which path
 //! answers what), [`metrics`] (the Prometheus text; [`tube_lines`] keeps its
-//! per-tube part rendered between scrapes), [`status`] (the snapshot
+//! per-tube part rendered between scrapes, and [`gzip`] its compressed
+//! pieces), [`status`] (the snapshot
 //! and `/status.json`), [`page`] (the HTML page), [`text`] (escaping for each format),
 //! [`rates`] (puts, reserves and deletes per second over the last minute).
 //! The sockets are `event_loop/http.rs`'s.
 
+pub mod gzip;
 pub mod metrics;
 pub mod output;
 pub mod page;

@@ -12,13 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::session::{Reply, Session, Site};
+use super::session::{Asked, Reply, Session, Site};
 
 struct Recovering;
 
 impl Site for Recovering {
-    fn serve(&mut self, path: &str, _query: &str) -> Reply {
-        match path {
+    fn serve(&mut self, asked: Asked) -> Reply {
+        match asked.path {
             "/healthz" => Reply::text(200, "ok (recovering the binlog)"),
             _ => Reply::text(503, "recovering the binlog; try again shortly"),
         }

@@ -23,6 +23,28 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Written after `body`, shared with the cache that keeps them.
     pub shared: Vec<Rc<Vec<u8>>>,
+    pub encoding: Encoding,
+}
+
+/// How the body is encoded, and whether the path has another encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// The path has one representation.
+    Only,
+    /// Not compressed, though the path compresses for clients that ask.
+    Identity,
+    Gzip,
+}
+
+/// What a client asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    /// The target without the query.
+    pub path: &'a str,
+    /// Without the `?` (empty if none).
+    pub query: &'a str,
+    /// `Accept-Encoding` admits gzip.
+    pub gzip: bool,
 }
 
 impl Reply {
@@ -32,6 +54,7 @@ impl Reply {
             content_type,
             body: body.into(),
             shared: Vec::new(),
+            encoding: Encoding::Only,
         }
     }
 
@@ -43,8 +66,7 @@ impl Reply {
 
 /// Whatever answers requests by path.
 pub trait Site {
-    /// `path` without the query, `query` without the `?` (empty if none).
-    fn serve(&mut self, path: &str, query: &str) -> Reply;
+    fn serve(&mut self, asked: Asked) -> Reply;
 }
 
 #[derive(Debug, Default)]
@@ -100,6 +122,13 @@ pub fn write_response(out: &mut Output, reply: Reply, head: bool, close: bool) {
     }
     if reply.status == 405 {
         h.extend_from_slice(b"Allow: GET, HEAD\r\n");
+    }
+    match reply.encoding {
+        Encoding::Only => {}
+        Encoding::Identity => h.extend_from_slice(b"Vary: Accept-Encoding\r\n"),
+        Encoding::Gzip => {
+            h.extend_from_slice(b"Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n")
+        }
     }
     if close {
         h.extend_from_slice(b"Connection: close\r\n");
@@ -250,7 +279,8 @@ impl Session {
             self.fail(400, "the request target must be a path");
             return None;
         }
-        let reply = site.serve(path, query);
+        let gzip = header("accept-encoding").is_some_and(super::gzip::accepts_gzip);
+        let reply = site.serve(Asked { path, query, gzip });
         write_response(&mut self.out, reply, head, !keep_alive);
         self.closing = !keep_alive;
         Some(used)
@@ -307,9 +337,9 @@ mod tests {
 
     struct Echo;
     impl Site for Echo {
-        fn serve(&mut self, path: &str, query: &str) -> Reply {
-            match path {
-                "/" => Reply::text(200, &format!("q={query}")),
+        fn serve(&mut self, asked: Asked) -> Reply {
+            match asked.path {
+                "/" => Reply::text(200, &format!("q={}", asked.query)),
                 _ => Reply::text(404, "no such page"),
             }
         }

@@ -7,7 +7,7 @@ use crate::histogram::Histogram;
 use crate::job::{ClientId, Nanos};
 
 use super::rates::{Rates, TubeRates};
-use super::session::{Reply, Site};
+use super::session::{Asked, Reply, Site};
 use super::tube_lines::TubeLines;
 use super::{metrics, page, status};
 
@@ -52,7 +52,8 @@ const CSS: &str = include_str!("assets/status.css");
 const ICON: &str = include_str!("assets/favicon.svg");
 
 impl Site for Live<'_> {
-    fn serve(&mut self, path: &str, query: &str) -> Reply {
+    fn serve(&mut self, asked: Asked) -> Reply {
+        let Asked { path, query, gzip } = asked;
         match path {
             "/" => Reply::new(
                 200,
@@ -64,7 +65,7 @@ impl Site for Live<'_> {
                 "application/json",
                 status::json(self, &status::Filter::from_query(query)),
             ),
-            "/metrics" => metrics::render(self),
+            "/metrics" => metrics::render(self, gzip),
             "/status.js" => Reply::new(200, "text/javascript; charset=utf-8", JS),
             "/status.css" => Reply::new(200, "text/css; charset=utf-8", CSS),
             // Browsers ask for /favicon.ico whatever the page says.

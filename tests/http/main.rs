@@ -1,11 +1,12 @@
 //! The HTTP port (`--http`) against the built binary: every endpoint and
 //! status, the limits, /metrics (checked by promtool, parsed by
-//! prometheus_client) and /status.json equal to what the queue port's
+//! prometheus_client, and the same in gzip) and /status.json equal to what the queue port's
 //! stats say at the same moment, and /readyz through recovery and drain.
 
 mod browser;
 #[path = "../common/mod.rs"]
 mod common;
+mod gzip;
 mod limits;
 
 use std::collections::HashMap;
