@@ -1,6 +1,6 @@
 //! The HTTP port (`--http`) against the built binary: every endpoint and
 //! status, the limits, /metrics (checked by promtool, parsed by
-//! prometheus_client, and the same in gzip) and /status.json equal to what the queue port's
+//! prometheus_client, the same in gzip, scraped by a real Prometheus) and /status.json equal to what the queue port's
 //! stats say at the same moment, and /readyz through recovery and drain.
 
 mod browser;
@@ -8,6 +8,7 @@ mod browser;
 mod common;
 mod gzip;
 mod limits;
+mod prometheus;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
