@@ -255,6 +255,16 @@ mod tests {
         assert!(out.starts_with("# HELP sprout_tube_jobs "), "{out}");
     }
 
+    /// Numbers below `n`, the same sequence for the same seed (xorshift).
+    fn numbers(mut rng: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        }
+    }
+
     /// Whatever changes between scrapes, the kept text is the text a
     /// fresh render writes: lines of the same length, longer, shorter,
     /// first and last tube, tubes made and dropped.
@@ -262,13 +272,7 @@ mod tests {
     fn kept_text_equals_a_fresh_render() {
         let names: Vec<String> = (0..40).map(|i| format!("tube-{i}")).collect();
         let mut lines = TubeLines::default();
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = numbers(0x2545_f491_4f6c_dd1du64);
         let mut ready = vec![0u64; names.len()];
         let mut count = names.len();
         for step in 0..2000 {
@@ -306,13 +310,7 @@ mod tests {
     fn gzip_is_the_text_compressed() {
         let names: Vec<String> = (0..40).map(|i| format!("tube-{i}")).collect();
         let mut lines = TubeLines::with_pieces(3, 5);
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = numbers(0x9e37_79b9_7f4a_7c15u64);
         let mut ready = vec![0u64; names.len()];
         let mut count = names.len();
         let views = |count: usize, ready: &[u64], step: u64| -> Vec<TubeView<'_>> {
