@@ -136,6 +136,19 @@ impl CrcTree {
         }
     }
 
+    /// Holds `pieces` pieces from now on; those past them count as empty.
+    /// False when the tree had to be made anew (every piece to be set).
+    pub fn resize(&mut self, pieces: usize) -> bool {
+        if pieces > self.width || self.width == 0 {
+            *self = CrcTree::new(pieces);
+            return false;
+        }
+        for p in pieces..self.width {
+            self.set(p, Hasher::new());
+        }
+        true
+    }
+
     pub fn set(&mut self, piece: usize, crc: Hasher) {
         self.nodes[self.width + piece] = crc;
         self.stale.push((self.width + piece) / 2);

@@ -88,6 +88,35 @@ impl Block {
         self.text = Rc::new(text);
     }
 
+    /// Keeps the first `n` tubes' lines.
+    pub fn truncate(&mut self, n: usize) {
+        if n >= self.ends.len() {
+            return;
+        }
+        let end = if n == 0 { self.head } else { self.ends[n - 1] };
+        Rc::make_mut(&mut self.text).truncate(end);
+        self.ends.truncate(n);
+        self.forget_from(n);
+    }
+
+    /// Appends tubes' lines: `lines`, each tube's ending at `ends` (from
+    /// the start of `lines`).
+    pub fn append(&mut self, lines: &[u8], ends: &[usize]) {
+        let (at, first) = (self.text.len(), self.ends.len());
+        Rc::make_mut(&mut self.text).extend_from_slice(lines);
+        self.ends.extend(ends.iter().map(|e| at + e));
+        self.forget_from(first);
+    }
+
+    /// The pieces from the one holding tube `i` on are to be made again
+    /// (the last piece changes as tubes come and go).
+    fn forget_from(&mut self, i: usize) {
+        let from = (i / self.per_piece).min(self.pieces.len());
+        for p in &mut self.pieces[from..] {
+            *p = Piece::default();
+        }
+    }
+
     fn piece_count(&self) -> usize {
         self.ends.len().div_ceil(self.per_piece).max(1)
     }
@@ -113,8 +142,12 @@ impl Block {
     pub fn deflate(&mut self, d: &mut Deflater, budget: &mut usize, out: &mut Vec<u8>) -> Hasher {
         let count = self.piece_count();
         if self.pieces.len() != count {
-            self.pieces = (0..count).map(|_| Piece::default()).collect();
-            self.crc = CrcTree::new(count);
+            // Pieces past the end are gone; a tree too small is made anew,
+            // every piece's CRC to be set again.
+            self.pieces.resize_with(count, Piece::default);
+            if !self.crc.resize(count) {
+                self.pieces.iter_mut().for_each(|p| p.summed = false);
+            }
         }
         for p in 0..count {
             let raw = &self.text[self.piece_range(p)];
