@@ -178,18 +178,20 @@ impl CrcTree {
     }
 }
 
+/// What a gzip member holds (tests of this module and of `tube_lines`).
+#[cfg(test)]
+pub fn gunzip(z: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(z)
+        .read_to_end(&mut out)
+        .expect("a valid gzip member");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
-
-    fn gunzip(z: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(z)
-            .read_to_end(&mut out)
-            .expect("a valid gzip member");
-        out
-    }
 
     #[test]
     fn pieces_compressed_and_stored_make_one_member() {

@@ -388,12 +388,7 @@ mod tests {
     }
 
     fn gunzip(z: &[u8]) -> String {
-        use std::io::Read;
-        let mut out = String::new();
-        flate2::read::GzDecoder::new(z)
-            .read_to_string(&mut out)
-            .expect("one valid gzip member");
-        out
+        String::from_utf8(gzip::gunzip(z)).expect("text")
     }
 
     /// The gzip response is the text, whatever changed: pieces compressed
