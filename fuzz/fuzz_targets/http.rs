@@ -18,7 +18,7 @@ use sprout::engine::{Engine, ServerInfo, Sink};
 use sprout::histogram::Histogram;
 use sprout::http::rates::{Rates, TubeRates};
 use sprout::http::session::Session;
-use sprout::http::site::{Live, LoopFigures, Peer, Peers};
+use sprout::http::live::{Live, LoopFigures, Peer, Peers};
 use sprout::http::tube_lines::TubeLines;
 use sprout::http::{MAX_HEAD, OUTPUT_LIMIT};
 

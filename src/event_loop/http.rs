@@ -10,9 +10,9 @@ use std::io::{Read, Write};
 use mio::net::{TcpListener, TcpStream};
 
 use crate::http::MAX_CONNECTIONS;
+use crate::http::live::{Live, LoopFigures, Peer, Peers};
 use crate::http::rates::{Rates, TubeRates};
 use crate::http::session::{Reply, Session, write_response};
-use crate::http::site::{Live, LoopFigures, Peer, Peers};
 use crate::http::tube_lines::TubeLines;
 
 use super::*;

@@ -10,8 +10,8 @@ use crate::histogram::Histogram;
 use crate::job::{NANOS_PER_SEC, Nanos};
 use crate::stats::rusage;
 
+use super::live::Live;
 use super::session::{Encoding, Reply};
-use super::site::Live;
 use super::text::push_label;
 
 struct Out(String);

@@ -4,8 +4,8 @@
 //!
 //! Reading order: [`session`] (one connection: framing with `httparse`,
 //! limits, keep-alive; no sockets, time passed in; [`output`] holds what
-//! waits to be written), [`site`] (which path
-//! answers what), [`metrics`] (the Prometheus text; [`tube_lines`] keeps its
+//! waits to be written), [`live`] (the state a response is made from),
+//! [`site`] (which path answers what), [`metrics`] (the Prometheus text; [`tube_lines`] keeps its
 //! per-tube part rendered between scrapes, and [`gzip`] its compressed
 //! pieces), [`status`] (the snapshot
 //! and `/status.json`), [`page`] (the HTML page), [`text`] (escaping for each format),
@@ -13,6 +13,7 @@
 //! The sockets are `event_loop/http.rs`'s.
 
 pub mod gzip;
+pub mod live;
 pub mod metrics;
 pub mod output;
 pub mod page;

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::site::Live;
+use super::live::Live;
 use super::status::{Filter, snapshot};
 use super::text::push_html;
 

@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use crate::job::{ClientId, NANOS_PER_SEC, Nanos};
 
-use super::site::Live;
+use super::live::Live;
 use super::text::{push_json, push_num, query_param};
 
 /// Rows of each table at most; the rest are counted.
