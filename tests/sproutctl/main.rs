@@ -5,7 +5,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod servers;
+mod tmux;
 mod top;
+mod typed;
 mod work;
 
 use std::io::Write;

@@ -1,92 +1,10 @@
-//! `sproutctl top` in a real terminal: tmux runs it on an 80x24 pane;
-//! capture-pane reads the screen, send-keys types.
+//! `sproutctl top` in a real terminal (tmux.rs).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::common::{Server, put};
-use super::{ctl_bin, text};
-
-/// A tmux server of the test's own (its own socket), killed when dropped.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(command: &str) -> Tmux {
-        let socket = format!("sproutctl-top-{}-{}", std::process::id(), common_port());
-        let t = Tmux { socket };
-        let st = t
-            .cmd(&[
-                "new-session",
-                "-d",
-                "-s",
-                "top",
-                "-x",
-                "80",
-                "-y",
-                "24",
-                command,
-            ])
-            .status()
-            .expect("tmux (Debian's tmux package; scripts/test installs it)");
-        assert!(st.success());
-        t
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket, "-f", "/dev/null"]).args(args);
-        c
-    }
-
-    fn screen(&self) -> String {
-        text(
-            &self
-                .cmd(&["capture-pane", "-p", "-t", "top"])
-                .output()
-                .unwrap()
-                .stdout,
-        )
-    }
-
-    fn keys(&self, keys: &str) {
-        assert!(
-            self.cmd(&["send-keys", "-t", "top", keys])
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-
-    fn alive(&self) -> bool {
-        (self.cmd(&["has-session", "-t", "top"]).output()).is_ok_and(|o| o.status.success())
-    }
-
-    /// Waits (bounded) for a screen that `f` accepts; returns it.
-    fn until(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            last = self.screen();
-            if f(&last) {
-                return last;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("no screen with {what} within 10 s; last:\n{last}");
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]).output();
-    }
-}
-
-fn common_port() -> u16 {
-    super::common::free_port()
-}
+use super::ctl_bin;
+use super::tmux::Tmux;
 
 /// The cells of the row for `tube`, if on screen.
 fn row(screen: &str, tube: &str) -> Option<Vec<String>> {

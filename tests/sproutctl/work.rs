@@ -72,7 +72,7 @@ impl Drop for Worker {
 }
 
 /// Polls `f` every 20 ms until it holds, for at most `within`.
-fn eventually(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
+pub fn eventually(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if f() {

@@ -101,10 +101,10 @@ pub struct CallArgs {
 }
 
 pub fn run(ctx: &Ctx, a: CallArgs) -> i32 {
-    if !valid_tube_name(a.tube.as_bytes()) {
-        return exit::usage(&format!("{:?} is not a tube name", a.tube));
+    if let Err(s) = crate::args::check_tube(&a.tube) {
+        return s;
     }
-    let body = match crate::admin::body_arg(a.body.as_deref()) {
+    let body = match crate::args::body_arg(a.body.as_deref()) {
         Ok(b) => b,
         Err(status) => return status,
     };

@@ -1,6 +1,8 @@
 //! sproutctl's exit statuses (doc/sproutctl.1 lists them). `call` exits
 //! with its command's status instead, except for its own failures.
 
+use std::sync::OnceLock;
+
 use crate::client::Error;
 
 pub const OK: i32 = 0;
@@ -30,8 +32,18 @@ pub fn status(e: &Error) -> i32 {
     }
 }
 
+/// The subcommand being run, for usage errors' pointer to its --help.
+static SUBCOMMAND: OnceLock<&'static str> = OnceLock::new();
+
+pub fn set_subcommand(name: &'static str) {
+    let _ = SUBCOMMAND.set(name);
+}
+
 /// A usage error: says what, gives USAGE.
 pub fn usage(why: &str) -> i32 {
-    eprintln!("sproutctl: {why} (see sproutctl --help)");
+    match SUBCOMMAND.get() {
+        Some(sub) => eprintln!("sproutctl: {why} (see sproutctl {sub} --help)"),
+        None => eprintln!("sproutctl: {why} (see sproutctl --help)"),
+    }
     USAGE
 }

@@ -1,7 +1,7 @@
 //! sproutctl: work and drive a beanstalkd-protocol queue (sprout, or
 //! beanstalkd itself) from the shell, across one server or several.
 //!
-//! Reading order: [`client`] (one blocking connection), [`servers`] (the
+//! Reading order: [`args`] (the command line as typed), [`client`] (one blocking connection), [`servers`] (the
 //! `--server` list: round robin and failover), [`admin`] (put, peek,
 //! delete, kick, pause, flush, stats, tubes), [`top`] (the live view),
 //! [`work`] (a shell command
@@ -10,6 +10,7 @@
 //! say what each does; the exit statuses are [`exit`]'s.
 
 mod admin;
+mod args;
 mod call;
 mod client;
 mod exit;
@@ -60,41 +61,35 @@ pub struct Ctx {
     pub json: bool,
 }
 
-/// argh reads a lone `-` as an unknown flag; for put and call it is the
-/// body from stdin, as in every Unix tool. It is moved after a `--`.
-fn stdin_dash(mut args: Vec<&str>) -> Vec<&str> {
-    let sub = args.iter().position(|a| matches!(*a, "put" | "call"));
-    if let Some(sub) = sub
-        && !args.contains(&"--")
-        && let Some(at) = args.iter().skip(sub).position(|a| *a == "-")
-    {
-        args.remove(sub + at);
-        args.extend(["--", "-"]);
-    }
-    args
-}
-
 fn main() {
-    let argv: Vec<String> = std::env::args().collect();
-    let name = argv.first().map_or("sproutctl", |s| s.as_str());
-    let rest = stdin_dash(argv.iter().skip(1).map(|s| s.as_str()).collect());
-    let args = match Args::from_args(&[name], &rest) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args::stdin_dash(args::hoist_globals(argv));
+    let sub = args::subcommand(&rest).and_then(|i| {
+        let name = rest[i].as_str();
+        args::SUBCOMMANDS.iter().copied().find(|s| *s == name)
+    });
+    if let Some(sub) = sub {
+        exit::set_subcommand(sub);
+    }
+    let rest: Vec<&str> = rest.iter().map(|s| s.as_str()).collect();
+    let args = match Args::from_args(&["sproutctl"], &rest) {
         Ok(a) => a,
         Err(early) => {
             // --help is not an error; a bad argument is a usage error.
             match early.status {
                 Ok(()) => {
-                    println!("{}", early.output);
+                    println!("{}", args::help_text(&early.output, sub));
                     std::process::exit(exit::OK)
                 }
                 Err(()) => {
-                    eprintln!("{}", early.output);
+                    eprintln!("{}", args::argh_error(&early.output, sub));
                     std::process::exit(exit::USAGE)
                 }
             }
         }
     };
     let mut servers = args.server;
+    let mut from = "--server";
     if servers.is_empty()
         && let Ok(env) = std::env::var("SPROUT_SERVERS")
     {
@@ -103,9 +98,16 @@ fn main() {
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect();
+        from = "SPROUT_SERVERS entry";
     }
     if servers.is_empty() {
         servers.push(DEFAULT_SERVER.to_string());
+    }
+    if let Some(why) = servers
+        .iter()
+        .find_map(|s| args::check_server(s, from).err())
+    {
+        std::process::exit(exit::usage(&why));
     }
     let ctx = Ctx {
         servers,

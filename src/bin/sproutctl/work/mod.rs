@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use argh::FromArgs;
-use sprout::protocol::valid_tube_name;
 
 use crate::client::Conn;
 use crate::{Ctx, exit};
@@ -77,8 +76,8 @@ pub fn run(ctx: &Ctx, a: WorkArgs) -> i32 {
     } else {
         a.tube.clone()
     };
-    if let Some(t) = tubes.iter().find(|t| !valid_tube_name(t.as_bytes())) {
-        return exit::usage(&format!("{t:?} is not a tube name"));
+    if let Some(s) = tubes.iter().find_map(|t| crate::args::check_tube(t).err()) {
+        return s;
     }
     if a.concurrency == 0 || a.attempts == 0 {
         return exit::usage("--concurrency and --attempts are at least 1");
