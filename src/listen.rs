@@ -20,6 +20,32 @@ pub enum Listener {
     Unix(mio::net::UnixListener, Option<PathBuf>),
 }
 
+impl Listener {
+    /// Where it listens, for the start-up log line.
+    pub fn describe(&self) -> String {
+        let from = if inherited_by_us() {
+            " (from systemd)"
+        } else {
+            ""
+        };
+        match self {
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(a) => format!("{a}{from}"),
+                Err(_) => format!("a TCP socket{from}"),
+            },
+            Listener::Unix(_, Some(p)) => format!("unix socket {}{from}", p.display()),
+            Listener::Unix(l, None) => match l
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+            {
+                Some(p) => format!("unix socket {p}{from}"),
+                None => format!("a unix socket{from}"),
+            },
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum ListenError {
     Resolve(String, io::Error),
@@ -280,6 +306,13 @@ pub fn become_user(user: &str) -> Result<(), UserError> {
         ((*pw).pw_uid, (*pw).pw_gid)
     };
     let fail = |_| UserError::Switch(user.into(), io::Error::last_os_error());
+    // Already that user (a systemd unit with User= and a hardened, empty
+    // capability set, where even initgroups to one's own groups is refused):
+    // nothing to switch.
+    // SAFETY: getuid and getgid have no preconditions and cannot fail.
+    if unsafe { libc::getuid() == uid && libc::getgid() == gid } {
+        return Ok(());
+    }
     // SAFETY: plain system calls on values we own.
     unsafe {
         if libc::initgroups(name.as_ptr(), gid) != 0 {

@@ -47,7 +47,11 @@ fn main() {
         }
     };
     if args.version {
-        println!("sprout {}", env!("CARGO_PKG_VERSION"));
+        println!(
+            "sprout {} (the beanstalkd {} protocol)",
+            env!("CARGO_PKG_VERSION"),
+            sprout::stats::PROTOCOL_VERSION
+        );
         return;
     }
     init_logging(args.verbose);
@@ -110,6 +114,11 @@ fn main() {
         .binlog_dir
         .as_deref()
         .map(|dir| open_binlog(Path::new(dir), &args, policy, &poll, &mut engine, clock));
+    let persistence = match (&args.binlog_dir, &binlog) {
+        (Some(dir), Some((_, n))) => format!("binlog {dir} ({n} jobs recovered)"),
+        _ => "no binlog (jobs live in memory only; -b DIR keeps them)".to_string(),
+    };
+    let binlog = binlog.map(|(b, _)| b);
     let http = responder.map(|r| match r.finish() {
         Some(l) => mio::net::TcpListener::from_std(l),
         None => {
@@ -118,6 +127,10 @@ fn main() {
         }
     });
     let hold = binlog.is_some() && policy == SyncPolicy::Every(Duration::ZERO);
+    let queue = listener.describe();
+    let web = (http.as_ref())
+        .and_then(|l| l.local_addr().ok())
+        .map_or(String::new(), |a| format!(", HTTP on {a}"));
     let mut server = match Server::new(listener, engine, clock, poll, binlog, hold, http) {
         Ok(s) => s,
         Err(e) => {
@@ -125,7 +138,14 @@ fn main() {
             exit(EXIT_LISTEN);
         }
     };
-    info!("pid {}", std::process::id());
+    // The one line an operator reads at start (beanstalkd says nothing).
+    info!(
+        target: STARTUP,
+        "sprout {} listening on {queue}{web}; {persistence}; up to {} connections (the open-file limit less 16); pid {}",
+        env!("CARGO_PKG_VERSION"),
+        sprout::event_loop::connection_ceiling(),
+        std::process::id()
+    );
     listen::notify_ready();
     match server.run() {
         Ok(()) => {}
@@ -146,7 +166,7 @@ fn open_binlog(
     poll: &Poll,
     engine: &mut Engine,
     clock: Clock,
-) -> Binlog {
+) -> (Binlog, usize) {
     // A file-size limit must fail the write (EFBIG), not kill the process.
     // SAFETY: setting a signal to SIG_IGN has no preconditions.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
@@ -204,7 +224,7 @@ fn open_binlog(
             engine.memory_used()
         );
     }
-    binlog
+    (binlog, count)
 }
 
 /// Binds the HTTP port: `ADDR:PORT`, or `[v6]:PORT`, or a host name.
@@ -214,9 +234,12 @@ fn open_http(addr: &str) -> std::io::Result<std::net::TcpListener> {
     std::net::TcpListener::bind(&addrs[..])
 }
 
+/// The log target of the start-up line, shown at the default verbosity.
+const STARTUP: &str = "sprout::start";
+
 fn init_logging(verbose: u8) {
     let level = match verbose {
-        0 => "warn",
+        0 => "warn,sprout::start=info",
         1 => "info",
         _ => "trace",
     };

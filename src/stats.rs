@@ -4,6 +4,10 @@
 
 use std::io::Write;
 
+/// The beanstalkd release whose protocol sprout speaks, as `stats` says
+/// it in `version` (sprout's own version is `sprout-version`).
+pub const PROTOCOL_VERSION: &str = "1.13";
+
 use crate::engine::Engine;
 use crate::job::{JobKey, NANOS_PER_SEC, Nanos, State, TubeId};
 use crate::journal::JournalStats;
@@ -149,8 +153,10 @@ impl Engine {
             t.total_connections,
             info.pid,
         );
+        // The protocol's version, for clients that gate features on it
+        // (fivebeans skips kick-job below 1.8); sprout's own comes last.
         // beanstalkd quotes the version always (1.12 too); so does sprout.
-        yaml::push_quoted(&mut y, &info.version);
+        yaml::push_quoted(&mut y, PROTOCOL_VERSION);
         let _ = write!(
             y,
             "\nrusage-utime: {}.{:06}\nrusage-stime: {}.{:06}\nuptime: {}\n\
@@ -177,6 +183,9 @@ impl Engine {
             y.extend_from_slice(key.as_bytes());
             yaml::push_str(&mut y, value);
         }
+        // sprout's own keys follow all of beanstalkd's.
+        y.extend_from_slice(b"\nsprout-version: ");
+        yaml::push_quoted(&mut y, &info.version);
         y.push(b'\n');
         y
     }

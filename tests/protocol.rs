@@ -519,7 +519,8 @@ fn stats_fields_in_order() {
         cmd-list-tubes-watched cmd-pause-tube job-timeouts total-jobs max-job-size current-tubes \
         current-connections current-producers current-workers current-waiting total-connections pid \
         version rusage-utime rusage-stime uptime binlog-oldest-index binlog-current-index \
-        binlog-records-migrated binlog-records-written binlog-max-size draining id hostname os platform";
+        binlog-records-migrated binlog-records-written binlog-max-size draining id hostname os platform \
+        sprout-version";
     assert_eq!(keys, expected.split_whitespace().collect::<Vec<_>>());
     let (head, yaml) = reply.split_once("\r\n").unwrap();
     assert_eq!(head, format!("OK {}", yaml.len() - 2));
@@ -551,7 +552,15 @@ fn stats_fields_in_order() {
         "{reply}"
     );
     assert_eq!(m["hostname"], uname("-n"));
-    assert!(reply.contains("\nversion: \""), "{reply}");
+    // The protocol's version where beanstalkd gives its own; sprout's last.
+    assert!(reply.contains("\nversion: \"1.13\"\n"), "{reply}");
+    assert!(
+        reply.ends_with(&format!(
+            "\nsprout-version: \"{}\"\n\r\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{reply}"
+    );
     let rusage = &m["rusage-utime"];
     assert_eq!(
         rusage.split_once('.').map(|(_, f)| f.len()),

@@ -119,7 +119,13 @@ fn command_line() {
     };
     let v = run(&["-v"]);
     assert!(v.status.success());
-    assert!(String::from_utf8_lossy(&v.stdout).starts_with("sprout "));
+    assert_eq!(
+        String::from_utf8_lossy(&v.stdout),
+        format!(
+            "sprout {} (the beanstalkd 1.13 protocol)\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
     // -h as beanstalkd's: the usage on stderr, status 0.
     let h = run(&["-h"]);
     assert!(h.status.success());
@@ -469,4 +475,45 @@ fn the_systemd_units_verify_and_their_command_line_serves() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// sprout.service runs as User=sprout with an empty capability set, where
+/// even initgroups to one's own groups is refused: `-u` naming that same
+/// user must then be a no-op, not a failure to start.
+#[test]
+fn dash_u_for_the_user_already_running_needs_no_capability() {
+    let user = TestUser::create("self");
+    let (uid, gid) = (user.id("-u"), user.id("-g"));
+    let port = free_port();
+    let mut child = Command::new("setpriv")
+        .args([
+            "--reuid",
+            &uid.to_string(),
+            "--regid",
+            &gid.to_string(),
+            "--clear-groups",
+        ])
+        .args(["--inh-caps=-all", "--bounding-set=-all", "--"])
+        .arg(sprout_bin())
+        .args(["-l", "127.0.0.1", "-p", &port.to_string(), "-u", &user.name])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("setpriv (util-linux) runs sprout");
+    let up = (0..500).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        listens_on(child.id(), port) || child.try_wait().unwrap().is_some()
+    });
+    let exited = child.try_wait().unwrap();
+    if exited.is_some() || !up {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "sprout did not serve: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Client::connect(port).expect("put 0 0 10 2\r\nhi\r\n", "INSERTED 1\r\n");
+    let _ = child.kill();
+    let _ = child.wait();
 }

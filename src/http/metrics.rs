@@ -75,6 +75,7 @@ pub fn render(live: &mut Live, gzip: bool) -> Reply {
         "sprout_info",
         &[
             ("version", &info.version),
+            ("protocol", crate::stats::PROTOCOL_VERSION),
             ("id", &info.instance_id),
             ("hostname", &info.hostname),
             ("pid", &info.pid.to_string()),
