@@ -627,3 +627,25 @@ fn sigterm_stops_cleanly() {
     assert!(st.success(), "{st:?}");
     c.expect_closed();
 }
+
+/// One connection watches at most 10,000 tubes (doc/security.md): one more
+/// is answered OUT_OF_MEMORY, as beanstalkd answers a watch it cannot add,
+/// and the connection stays in step.
+#[test]
+fn a_watch_past_the_bound_is_refused_and_the_connection_carries_on() {
+    let s = Server::start(&[]);
+    let mut c = s.connect();
+    // The default tube is the first of the 10,000.
+    let cmds: String = (1..10_000).map(|i| format!("watch w{i}\r\n")).collect();
+    c.send(cmds);
+    for i in 2..=10_000 {
+        assert_eq!(c.line(), format!("WATCHING {i}\r\n"));
+    }
+    c.expect("watch one-more\r\n", "OUT_OF_MEMORY\r\n");
+    // Watching one already watched is no addition; ignoring makes room.
+    c.expect("watch w5\r\n", "WATCHING 10000\r\n");
+    c.expect("ignore w5\r\n", "WATCHING 9999\r\n");
+    c.expect("watch one-more\r\n", "WATCHING 10000\r\n");
+    c.expect("list-tube-used\r\n", "USING default\r\n");
+    assert!(!String::from_utf8_lossy(&c.ask("stats-tube nope\r\n")).starts_with("OK"));
+}

@@ -87,6 +87,11 @@ enum Timer {
     Unpause(TubeId),
 }
 
+/// Tubes one connection may watch at once; a `watch` of one more is
+/// answered `OUT_OF_MEMORY` (doc/security.md). Far above what a worker
+/// watches, low enough that one connection cannot hold a million tubes.
+pub const MAX_WATCHED: usize = 10_000;
+
 /// Facts about the process that stats prints and the engine cannot know.
 #[derive(Debug, Clone, Default)]
 pub struct ServerInfo {

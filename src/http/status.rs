@@ -13,6 +13,8 @@ use super::text::{push_json, push_num, query_param};
 
 /// Rows of each table at most; the rest are counted.
 pub const MAX_ROWS: usize = 100;
+/// Tubes shown at most (doc/metrics.md and doc/security.md say so too).
+pub const MAX_TUBE_ROWS: usize = 500;
 
 /// `?tube=NAME`: only what concerns one tube.
 #[derive(Debug, Default, Clone)]
@@ -92,7 +94,7 @@ pub fn snapshot<'a>(live: &'a Live<'a>, filter: &Filter) -> Snapshot<'a> {
     let tubes_total = e.tube_names().filter(|t| filter.admits(t)).count();
     let tubes: Vec<_> = (e.tube_views(now))
         .filter(|t| filter.admits(t.name))
-        .take(MAX_ROWS * 5)
+        .take(MAX_TUBE_ROWS)
         .collect();
     let clients: Vec<_> = e
         .client_views()
