@@ -331,8 +331,15 @@ fn log_of(args: &[&str], env: &[(&str, &str)]) -> String {
 
 #[test]
 fn logging_follows_dash_v_and_rust_log() {
+    // At the default verbosity, the one start-up line and nothing else.
     let quiet = log_of(&[], &[]);
-    assert!(quiet.is_empty(), "a quiet run logged: {quiet}");
+    let lines: Vec<&str> = quiet.lines().collect();
+    assert!(
+        lines.len() == 1
+            && lines[0].contains(" INFO  sprout::start] sprout ")
+            && lines[0].contains(" listening on 127.0.0.1:"),
+        "a quiet run logged: {quiet}"
+    );
     let info = log_of(&["-V"], &[]);
     assert!(
         info.contains("pid ") && info.contains("shutting down"),
