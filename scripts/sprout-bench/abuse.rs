@@ -184,27 +184,33 @@ fn never_reads(port: u16, conns: u64, until: Instant) -> io::Result<String> {
 }
 
 /// Watches new tubes in batches of 1,000 (sending a batch, then reading
-/// its replies), then closes the connection, which drops them all.
+/// its replies), then closes the connection, which drops them all. sprout
+/// refuses a watch past its bound on one connection (OUT_OF_MEMORY); the
+/// abuser then stops, and says how many it made and how many were refused.
 fn tubes(port: u16, count: u64, until: Instant) -> io::Result<String> {
     let s = connect(port)?;
     let mut r = BufReader::new(s.try_clone()?);
     let mut w = io::BufWriter::new(s);
-    let mut made = 0u64;
-    while made < count && Instant::now() < until {
-        let batch = (count - made).min(1000);
-        for i in made..made + batch {
+    let (mut made, mut refused) = (0u64, 0u64);
+    while made + refused < count && refused == 0 && Instant::now() < until {
+        let sent = made + refused;
+        let batch = (count - sent).min(1000);
+        for i in sent..sent + batch {
             write!(w, "watch abuse-tube-{i}\r\n")?;
         }
         w.flush()?;
-        for i in made..made + batch {
+        for _ in 0..batch {
             let line = read_line(&mut r)?;
-            if line != format!("WATCHING {}\r\n", i + 2) {
+            if line == "OUT_OF_MEMORY\r\n" {
+                refused += 1;
+            } else if line == format!("WATCHING {}\r\n", made + 2) {
+                made += 1;
+            } else {
                 return Err(bad(format!("watch got {line:?}")));
             }
         }
-        made += batch;
     }
-    Ok(format!("tubes_made={made}"))
+    Ok(format!("tubes_made={made} refused={refused}"))
 }
 
 /// Puts `count` jobs with an hour's delay, pipelined in batches.
