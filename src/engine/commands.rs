@@ -289,12 +289,11 @@ impl Engine {
                 let _ = write!(sink.out(c), "USING {name}\r\n");
             }
             Command::Watch(name) => {
-                let already =
-                    (self.tubes.find(name)).is_some_and(|t| self.client(c).watch.contains(t));
                 // A bound on one connection's watch list, answered as
                 // beanstalkd answers a watch it cannot add: one line, the
-                // connection in step.
-                let full = !already && self.client(c).watch.len() >= MAX_WATCHED;
+                // connection in step. The lookup runs only at the bound.
+                let full = self.client(c).watch.len() >= MAX_WATCHED
+                    && !(self.tubes.find(name)).is_some_and(|t| self.client(c).watch.contains(t));
                 if full || !self.has_room_for_tube(name) {
                     sink.out(c).extend_from_slice(b"OUT_OF_MEMORY\r\n");
                     return Outcome::Done;

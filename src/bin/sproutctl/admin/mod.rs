@@ -54,6 +54,11 @@ impl Tally {
         self.missing = true;
     }
 
+    fn missing_job(&mut self, id: u64, addr: &str) {
+        eprintln!("sproutctl: no job {id} on {addr}");
+        self.missing = true;
+    }
+
     fn status(&self) -> i32 {
         match (self.failed, self.missing) {
             (Some(s), _) => s,

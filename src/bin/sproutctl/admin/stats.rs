@@ -66,10 +66,7 @@ pub fn stats(ctx: &Ctx, a: StatsArgs) -> i32 {
                 print(&output::pairs(d));
             }
             Ok(None) => match (&a.tube, a.job) {
-                (_, Some(id)) => {
-                    eprintln!("sproutctl: no job {id} on {addr}");
-                    tally.missing = true;
-                }
+                (_, Some(id)) => tally.missing_job(id, addr),
                 (Some(t), _) => tally.missing(t, addr),
                 _ => {}
             },
