@@ -465,6 +465,8 @@ pub struct Conn {
     /// The peer's address, and when it connected (for the status page).
     pub peer: Box<str>,
     pub since: crate::job::Nanos,
+    /// A unix-socket client's process and user.
+    pub cred: Option<crate::peer_cred::Cred>,
 }
 
 impl Conn {
@@ -486,6 +488,7 @@ impl Conn {
             paced: false,
             peer: "".into(),
             since: 0,
+            cred: None,
         }
     }
 

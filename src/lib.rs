@@ -13,7 +13,8 @@
 //! - [`tube`], [`watch_list`], [`job`], [`body_store`], [`heap`],
 //!   [`timer_wheel`]: the data structures.
 //! - [`cli`], [`listen`], [`clock`]: the command line, the listening
-//!   socket, and the time every command is given.
+//!   socket, and the time every command is given; [`peer_cred`]: who a
+//!   unix-socket client is.
 //! - [`http`]: the optional HTTP port (`--http`): metrics, health checks
 //!   and the status page, served by the same loop; [`histogram`]: the
 //!   duration histograms it exposes.
@@ -32,6 +33,7 @@ pub mod id_index;
 pub mod job;
 pub mod journal;
 pub mod listen;
+pub mod peer_cred;
 pub mod protocol;
 pub mod reply;
 pub mod stats;

@@ -45,7 +45,7 @@ mod timers;
 mod transitions;
 mod view;
 
-pub use view::{ClientView, Reservation, ServerCounts, TubeView};
+pub use view::{ClientView, Levels, Reservation, ServerCounts, TubeView};
 
 /// How long before a reservation's deadline a waiting reserve answers
 /// DEADLINE_SOON instead of waiting on.

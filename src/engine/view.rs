@@ -95,10 +95,31 @@ pub struct Reservation<'a> {
     pub reserves: u32,
 }
 
+/// What the status page's chart samples of the server or of one tube:
+/// the jobs ready, reserved and buried now, and those ever put, reserved
+/// and deleted (rates are differences of these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Levels {
+    pub held: [u64; 3],
+    pub flow: [u64; 3],
+}
+
 impl Engine {
     /// Every tube, in `list-tubes` order.
     pub fn tube_views(&self, now: Nanos) -> impl Iterator<Item = TubeView<'_>> {
-        (self.tubes.in_order_with_ids()).map(move |(id, t)| self.tube_view(id, t, now))
+        (self.tubes.in_order_with_ids()).map(move |(id, t)| self.tube_view(id, t, now, true))
+    }
+
+    /// Every tube, in `list-tubes` order, without the ages of its oldest
+    /// jobs (finding them reads every ready job's key).
+    pub fn tube_counts(&self, now: Nanos) -> impl Iterator<Item = TubeView<'_>> {
+        (self.tubes.in_order_with_ids()).map(move |(id, t)| self.tube_view(id, t, now, false))
+    }
+
+    /// One tube by its slot, ages included.
+    pub fn tube_view_at(&self, id: TubeId, now: Nanos) -> Option<TubeView<'_>> {
+        let t = self.tubes.slab.get(id as usize)?;
+        Some(self.tube_view(id, t, now, true))
     }
 
     /// Every tube's name, in `list-tubes` order.
@@ -113,12 +134,19 @@ impl Engine {
             .map(|(id, t)| (id as TubeId, [t.total_jobs, t.reserves, t.cmd_delete]))
     }
 
-    fn tube_view<'a>(&'a self, id: TubeId, t: &'a crate::tube::Tube, now: Nanos) -> TubeView<'a> {
+    fn tube_view<'a>(
+        &'a self,
+        id: TubeId,
+        t: &'a crate::tube::Tube,
+        now: Nanos,
+        ages: bool,
+    ) -> TubeView<'a> {
         let age = |key: u32| now.saturating_sub(self.jobs[key as usize].created_at);
         // Ids are handed out in put order, so the smallest is the oldest;
         // the scan reads only the heap's keys (about a nanosecond a job).
-        let oldest_ready = (t.ready.entries())
-            .min_by_key(|&((_, id), _)| id)
+        let oldest_ready = ages
+            .then(|| t.ready.entries().min_by_key(|&((_, id), _)| id))
+            .flatten()
             .map(|(_, key)| age(key));
         let oldest_buried = t.buried.peek().map(|(_, key)| {
             let job = &self.jobs[key as usize];
@@ -149,6 +177,26 @@ impl Engine {
             oldest_ready_age: oldest_ready,
             oldest_buried,
         }
+    }
+
+    /// The server's [`Levels`].
+    pub fn levels(&self) -> Levels {
+        let t = &self.totals;
+        Levels {
+            held: [t.ready, t.reserved, t.buried],
+            flow: self.flow_counts(),
+        }
+    }
+
+    /// One tube's [`Levels`], if it exists.
+    pub fn tube_levels(&self, name: &str) -> Option<Levels> {
+        let t = &self.tubes.slab[self.tubes.find(name)? as usize];
+        Some(tube_levels(t))
+    }
+
+    /// Every tube's name and [`Levels`], in `list-tubes` order.
+    pub fn each_tube_levels(&self) -> impl Iterator<Item = (&str, Levels)> {
+        (self.tubes.in_order()).map(|t| (&*t.name, tube_levels(t)))
     }
 
     pub fn tube_count(&self) -> usize {
@@ -250,5 +298,16 @@ impl Engine {
 
     pub fn is_draining(&self) -> bool {
         self.draining
+    }
+}
+
+fn tube_levels(t: &crate::tube::Tube) -> Levels {
+    Levels {
+        held: [
+            t.ready.len() as u64,
+            t.reserved as u64,
+            t.buried.len() as u64,
+        ],
+        flow: [t.total_jobs, t.reserves, t.cmd_delete],
     }
 }

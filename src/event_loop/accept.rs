@@ -81,11 +81,22 @@ impl Server {
             warn!("cannot watch a new connection from {peer}: {e}; closing it");
             return;
         }
+        let cred = match &stream {
+            Stream::Unix(s) => crate::peer_cred::of(s),
+            Stream::Tcp(_) => None,
+        };
         let mut conn = Conn::new(stream);
+        conn.cred = cred;
         conn.peer = peer.as_str().into();
         conn.since = self.clock.now();
         entry.insert(conn);
         self.engine.connect(key as ClientId);
-        info!("accepted connection {key} from {peer}");
+        match cred {
+            Some(c) => info!(
+                "accepted connection {key} from {peer} (pid {}, uid {})",
+                c.pid, c.uid
+            ),
+            None => info!("accepted connection {key} from {peer}"),
+        }
     }
 }

@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use mio::net::{TcpListener, TcpStream};
 
 use crate::http::MAX_CONNECTIONS;
+use crate::http::history::History;
 use crate::http::live::{Live, LoopFigures, Peer, Peers};
 use crate::http::rates::{Rates, TubeRates};
 use crate::http::session::{Reply, Session, write_response};
@@ -45,6 +46,7 @@ pub struct HttpSide {
     pub rates: Rates,
     pub tube_rates: TubeRates,
     tube_lines: TubeLines,
+    pub history: History,
     requests: u64,
     /// Set while connections are refused at the ceiling (one log line).
     refusing: bool,
@@ -61,6 +63,7 @@ impl HttpSide {
             rates: Rates::default(),
             tube_rates: TubeRates::default(),
             tube_lines: TubeLines::default(),
+            history: History::default(),
             requests: 0,
             refusing: false,
             again: Vec::new(),
@@ -82,6 +85,7 @@ impl Peers for QueuePeers<'_> {
         self.0.get(c as usize).map(|conn| Peer {
             addr: &conn.peer,
             since: conn.since,
+            cred: conn.cred,
         })
     }
 }
@@ -177,6 +181,7 @@ impl Server {
             rates,
             tube_rates,
             tube_lines,
+            history,
             requests,
             again,
             ..
@@ -222,6 +227,7 @@ impl Server {
                     ready: true,
                 },
                 tube_lines,
+                history,
             };
             let served = s.served;
             // Requests left buffered while the output was full.

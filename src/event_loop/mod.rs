@@ -286,6 +286,11 @@ impl Server {
                 if h.tube_rates.due(now) {
                     h.tube_rates.snapshot(now, self.engine.tube_flow());
                 }
+                if h.history.due(now) {
+                    let e = &self.engine;
+                    let (server, all) = (e.levels(), e.each_tube_levels());
+                    h.history.sample(now, server, |t| e.tube_levels(t), all);
+                }
                 self.expire_http();
             }
             if self.engine.shrink_if_emptied() || std::mem::take(&mut self.trim) {

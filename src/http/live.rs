@@ -7,6 +7,7 @@ use crate::engine::Engine;
 use crate::histogram::Histogram;
 use crate::job::{ClientId, Nanos};
 
+use super::history::History;
 use super::rates::{Rates, TubeRates};
 use super::tube_lines::TubeLines;
 
@@ -15,6 +16,8 @@ use super::tube_lines::TubeLines;
 pub struct Peer<'a> {
     pub addr: &'a str,
     pub since: Nanos,
+    /// A unix-socket client's process and user.
+    pub cred: Option<crate::peer_cred::Cred>,
 }
 
 /// The event loop's knowledge of its queue connections.
@@ -44,4 +47,7 @@ pub struct Live<'a> {
     pub figures: LoopFigures<'a>,
     /// The per-tube part of /metrics as the last scrape left it.
     pub tube_lines: &'a mut TubeLines,
+    /// The last 15 minutes; a request for one tube's chart may give that
+    /// tube a ring.
+    pub history: &'a mut History,
 }

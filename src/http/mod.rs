@@ -8,11 +8,13 @@
 //! [`site`] (which path answers what), [`metrics`] (the Prometheus text; [`tube_lines`] keeps its
 //! per-tube part rendered between scrapes, and [`gzip`] its compressed
 //! pieces), [`status`] (the snapshot
-//! and `/status.json`), [`page`] (the HTML page), [`text`] (escaping for each format),
-//! [`rates`] (puts, reserves and deletes per second over the last minute).
+//! and `/status.json`; [`tube_order`] sorts its tubes), [`page`] (the HTML page), [`text`] (escaping for each format),
+//! [`rates`] (puts, reserves and deletes per second over the last minute),
+//! [`history`] (the last 15 minutes, for the page's chart).
 //! The sockets are `event_loop/http.rs`'s.
 
 pub mod gzip;
+pub mod history;
 pub mod live;
 pub mod metrics;
 pub mod output;
@@ -24,6 +26,7 @@ pub mod site;
 pub mod status;
 pub mod text;
 pub mod tube_lines;
+pub mod tube_order;
 
 use std::time::Duration;
 

@@ -6,8 +6,9 @@
 use std::fmt::Write;
 
 use super::live::Live;
-use super::status::{Filter, snapshot};
-use super::text::push_html;
+use super::status::{Filter, RATE_WINDOW_SECS, Who, snapshot};
+use super::text::{push_html, push_query_value};
+use super::tube_order::Column;
 
 /// A duration for a person: `42 s`, `3 m 05 s`, `2 h 10 m`.
 pub fn human(nanos: u64) -> String {
@@ -23,6 +24,112 @@ fn esc(v: &str) -> String {
     let mut s = String::new();
     push_html(&mut s, v);
     s
+}
+
+/// The window of every rate on the page, in words.
+const WINDOW: &str = "1 min";
+const _: () = assert!(RATE_WINDOW_SECS == 60, "WINDOW says 1 min");
+
+/// A client as the page names it: its address, and for a unix-socket
+/// client its process and user (`unix, pid 4242, alice`). status.js
+/// writes the same.
+pub fn address(addr: &str, who: &Option<Who>) -> String {
+    match who {
+        Some(w) => format!("{addr}, pid {}, {}", w.pid, w.user),
+        None => addr.to_string(),
+    }
+}
+
+/// The tubes' headings, each a link that sorts by it (again: the other
+/// way round).
+fn tube_heads(o: &mut String, filter: &Filter) {
+    const HEADS: [(Column, &str, &str); 12] = [
+        (Column::Name, "tube", ""),
+        (Column::Ready, "ready", ""),
+        (Column::Reserved, "reserved", ""),
+        (Column::Delayed, "delayed", ""),
+        (Column::Buried, "buried", ""),
+        (Column::Waiting, "waiting", ""),
+        (Column::Paused, "paused", ""),
+        (Column::Oldest, "oldest ready", ""),
+        (Column::Puts, "puts", "since start"),
+        (Column::PutRate, "put/s", WINDOW),
+        (Column::ReserveRate, "reserve/s", WINDOW),
+        (Column::DeleteRate, "delete/s", WINDOW),
+    ];
+    let order = filter.order;
+    let way = |asc: bool| if asc { "asc" } else { "desc" };
+    let _ = write!(
+        o,
+        "\n<section><h2>Tubes <span class=\"dim\" id=\"tubes-order\">({})</span></h2>\
+         <table id=\"tubes\" data-sort=\"{}\" data-order=\"{}\"><thead><tr>",
+        order_words(filter),
+        order.by.name(),
+        way(order.ascending),
+    );
+    for (column, label, note) in HEADS {
+        let next = order.toggled(column);
+        let (aria, mark) = match (order.by == column, order.ascending) {
+            (false, _) => ("", ""),
+            (true, true) => (" aria-sort=\"ascending\"", " ▲"),
+            (true, false) => (" aria-sort=\"descending\"", " ▼"),
+        };
+        let _ = write!(o, "<th{aria}><a href=\"?");
+        if let Some(t) = &filter.tube {
+            o.push_str("tube=");
+            push_query_value(o, t);
+            o.push_str("&amp;");
+        }
+        let _ = write!(
+            o,
+            "sort={}&amp;order={}\">{label}</a>",
+            column.name(),
+            way(next.ascending)
+        );
+        if !note.is_empty() {
+            let _ = write!(o, " <span class=\"dim\">{note}</span>");
+        }
+        let _ = write!(o, "{mark}</th>");
+    }
+    o.push_str("</tr></thead><tbody>");
+}
+
+/// "busiest first", "by ready, largest first", "by name, A to Z".
+fn order_words(filter: &Filter) -> String {
+    let o = filter.order;
+    let way = match (o.by, o.ascending) {
+        (Column::Name, true) => "A to Z",
+        (Column::Name, false) => "Z to A",
+        (_, true) => "smallest first",
+        (_, false) => "largest first",
+    };
+    match (o.by, o.ascending) {
+        (Column::Busy, false) => "busiest first".to_string(),
+        (Column::Busy, true) => "quietest first".to_string(),
+        (c, _) => format!("by {}, {way}", c.name().replace('_', " ")),
+    }
+}
+
+/// The last 15 minutes, drawn by status.js from /status.json's history:
+/// the page without JavaScript says where the figures are instead.
+fn chart_section(o: &mut String, filter: &Filter) {
+    let of = match &filter.tube {
+        Some(t) => format!("tube {}", esc(t)),
+        None => "all tubes".to_string(),
+    };
+    let _ = write!(
+        o,
+        "\n<section><h2>Last 15 minutes <span class=\"dim\" id=\"chart-of\">{of}</span></h2>\
+         <div class=\"charts\">\
+         <figure><figcaption>jobs: <span class=\"k-ready\">ready</span> \
+         <span class=\"k-reserved\">reserved</span> <span class=\"k-buried\">buried</span></figcaption>\
+         <svg id=\"chart-jobs\" viewBox=\"0 0 480 150\" role=\"img\" aria-label=\"jobs ready, reserved and buried over the last 15 minutes\"></svg></figure>\
+         <figure><figcaption>per second: <span class=\"k-put\">put</span> \
+         <span class=\"k-reserve\">reserve</span> <span class=\"k-delete\">delete</span></figcaption>\
+         <svg id=\"chart-rates\" viewBox=\"0 0 480 150\" role=\"img\" aria-label=\"puts, reserves and deletes per second over the last 15 minutes\"></svg></figure>\
+         </div><p class=\"more\" id=\"chart-note\"><noscript>The chart is drawn by JavaScript; \
+         <a href=\"/status.json\">status.json</a> has its points.</noscript></p></section>"
+    );
 }
 
 fn more(o: &mut String, id: &str, shown: usize, total: usize, what: &str) {
@@ -59,8 +166,11 @@ pub fn page(live: &Live, filter: &Filter) -> Vec<u8> {
          <div><dt>ready</dt><dd id=\"jobs-ready\">{}</dd></div><div><dt>reserved</dt><dd id=\"jobs-reserved\">{}</dd></div>\
          <div><dt>delayed</dt><dd id=\"jobs-delayed\">{}</dd></div><div><dt>buried</dt><dd id=\"jobs-buried\">{}</dd></div>\
          <div><dt>connections</dt><dd id=\"connections\">{}</dd></div><div><dt>waiting</dt><dd id=\"waiting\">{}</dd></div>\
-         <div><dt>put/s</dt><dd id=\"rate-put\">{:.1}</dd></div><div><dt>reserve/s</dt><dd id=\"rate-reserve\">{:.1}</dd></div>\
-         <div><dt>delete/s</dt><dd id=\"rate-delete\">{:.1}</dd></div><div><dt>draining</dt><dd id=\"draining\">{}</dd></div>\
+         <div><dt>put/s <span class=\"dim\">last {w}</span></dt><dd id=\"rate-put\">{:.1}</dd></div>\
+         <div><dt>reserve/s <span class=\"dim\">last {w}</span></dt><dd id=\"rate-reserve\">{:.1}</dd></div>\
+         <div><dt>delete/s <span class=\"dim\">last {w}</span></dt><dd id=\"rate-delete\">{:.1}</dd></div>\
+         <div><dt>puts <span class=\"dim\">since start</span></dt><dd id=\"total-jobs\">{}</dd></div>\
+         <div><dt>draining</dt><dd id=\"draining\">{}</dd></div>\
          </dl></section>",
         human(e.uptime(live.now)),
         n.ready,
@@ -72,13 +182,12 @@ pub fn page(live: &Live, filter: &Filter) -> Vec<u8> {
         s.rates[0],
         s.rates[1],
         s.rates[2],
+        n.total_jobs,
         if e.is_draining() { "yes" } else { "no" },
+        w = WINDOW,
     );
-    o.push_str(
-        "\n<section><h2>Tubes</h2><table id=\"tubes\"><thead><tr><th>tube</th><th>ready</th>\
-         <th>reserved</th><th>delayed</th><th>buried</th><th>waiting</th><th>paused</th>\
-         <th>oldest ready</th><th>total</th><th>put/s</th><th>reserve/s</th><th>delete/s</th></tr></thead><tbody>",
-    );
+    chart_section(&mut o, filter);
+    tube_heads(&mut o, filter);
     for (t, r) in s.tubes.iter().zip(&s.tube_rates) {
         let _ = write!(
             o,
@@ -105,7 +214,7 @@ pub fn page(live: &Live, filter: &Filter) -> Vec<u8> {
     o.push_str("</tbody></table>");
     more(&mut o, "tubes-more", s.tubes.len(), s.tubes_total, "tubes");
     o.push_str(
-        "</section>\n<section><h2>Reserved jobs <span class=\"dim\">(longest first)</span></h2>\
+        "</section>\n<section><h2>Reserved jobs <span class=\"dim\">(nearest deadline first)</span></h2>\
          <table id=\"reserved\"><thead><tr><th>job</th><th>tube</th><th>worker</th>\
          <th>reserved for</th><th>TTR left</th><th>pri</th><th>bytes</th><th>reserves</th></tr></thead><tbody>",
     );
@@ -117,7 +226,7 @@ pub fn page(live: &Live, filter: &Filter) -> Vec<u8> {
             r.id,
             esc(&r.tube),
             r.worker,
-            esc(&r.worker_addr),
+            esc(&address(&r.worker_addr, &r.worker_who)),
             human(r.reserved_for),
             human(r.ttr_left),
             r.pri,
@@ -143,7 +252,7 @@ pub fn page(live: &Live, filter: &Filter) -> Vec<u8> {
             o,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             cn.id,
-            esc(&cn.addr),
+            esc(&address(&cn.addr, &cn.who)),
             cn.role,
             esc(&cn.used),
             esc(&cn.watched.join(", ")),

@@ -11,6 +11,13 @@ const ICON: &str = include_str!("assets/favicon.svg");
 impl Site for Live<'_> {
     fn serve(&mut self, asked: Asked) -> Reply {
         let Asked { path, query, gzip } = asked;
+        if matches!(path, "/" | "/status.json")
+            && let Some(t) = status::Filter::from_query(query).tube
+            && let Some(levels) = self.engine.tube_levels(&t)
+        {
+            // A tube's chart was asked for: it is kept from now on.
+            self.history.want(self.now, &t, levels);
+        }
         match path {
             "/" => Reply::new(
                 200,

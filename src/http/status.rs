@@ -8,24 +8,33 @@ use std::fmt::Write;
 
 use crate::job::{ClientId, NANOS_PER_SEC, Nanos};
 
+use super::history::{self, Point};
 use super::live::Live;
 use super::text::{push_json, push_num, query_param};
+use super::tube_order::Order;
+use crate::peer_cred::UserNames;
 
 /// Rows of each table at most; the rest are counted.
 pub const MAX_ROWS: usize = 100;
 /// Tubes shown at most (doc/metrics.md and doc/security.md say so too).
 pub const MAX_TUBE_ROWS: usize = 500;
 
-/// `?tube=NAME`: only what concerns one tube.
+/// The window of every rate shown, in seconds (doc/metrics.md).
+pub const RATE_WINDOW_SECS: u64 = 60;
+
+/// `?tube=NAME`: only what concerns one tube; `sort` and `order`: how
+/// tubes are ordered.
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
     pub tube: Option<String>,
+    pub order: Order,
 }
 
 impl Filter {
     pub fn from_query(query: &str) -> Filter {
         Filter {
             tube: query_param(query, "tube").filter(|t| !t.is_empty()),
+            order: Order::from_query(query),
         }
     }
 
@@ -34,9 +43,17 @@ impl Filter {
     }
 }
 
+/// A unix-socket client's process id and user name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    pub pid: i32,
+    pub user: String,
+}
+
 pub struct ConnRow {
     pub id: ClientId,
     pub addr: String,
+    pub who: Option<Who>,
     pub role: &'static str,
     pub used: String,
     pub watched: Vec<String>,
@@ -49,6 +66,7 @@ pub struct ReservedRow {
     pub tube: String,
     pub worker: ClientId,
     pub worker_addr: String,
+    pub worker_who: Option<Who>,
     pub pri: u32,
     pub body_size: usize,
     pub reserves: u32,
@@ -89,13 +107,17 @@ pub fn snapshot<'a>(live: &'a Live<'a>, filter: &Filter) -> Snapshot<'a> {
             .peer(c)
             .map_or_else(String::new, |p| p.addr.to_string())
     };
-    // Views only for the rows shown: at 10,000 tubes, collecting them all
-    // was most of the cost of a request.
-    let tubes_total = e.tube_names().filter(|t| filter.admits(t)).count();
-    let tubes: Vec<_> = (e.tube_views(now))
-        .filter(|t| filter.admits(t.name))
-        .take(MAX_TUBE_ROWS)
-        .collect();
+    // /etc/passwd is read only when a unix-socket client is listed.
+    let mut users: Option<UserNames> = None;
+    let mut who = |c: ClientId| {
+        let cred = peers.peer(c)?.cred?;
+        let users = users.get_or_insert_with(UserNames::read);
+        Some(Who {
+            pid: cred.pid,
+            user: users.name(cred.uid),
+        })
+    };
+    let (tubes, tube_rates, tubes_total) = tube_rows(live, filter);
     let clients: Vec<_> = e
         .client_views()
         .filter(|c| filter.admits(c.used) || c.watched().any(|t| filter.admits(t)))
@@ -106,6 +128,7 @@ pub fn snapshot<'a>(live: &'a Live<'a>, filter: &Filter) -> Snapshot<'a> {
         .map(|c| ConnRow {
             id: c.id,
             addr: addr(c.id),
+            who: who(c.id),
             role: match (c.waiting, c.worker, c.producer) {
                 (true, _, _) => "waiting",
                 (_, true, true) => "producer+worker",
@@ -119,8 +142,9 @@ pub fn snapshot<'a>(live: &'a Live<'a>, filter: &Filter) -> Snapshot<'a> {
             connected_for: connected_for(c.id),
         })
         .collect();
+    // The nearest deadline first: the jobs about to time out.
     let reserved: Vec<_> = e.reservations().filter(|r| filter.admits(r.tube)).collect();
-    let (reserved, reserved_total) = first_rows(reserved, |r| (r.reserved_at, r.id));
+    let (reserved, reserved_total) = first_rows(reserved, |r| (r.deadline, r.id));
     let reserved = reserved
         .into_iter()
         .map(|r| ReservedRow {
@@ -128,17 +152,12 @@ pub fn snapshot<'a>(live: &'a Live<'a>, filter: &Filter) -> Snapshot<'a> {
             tube: r.tube.to_string(),
             worker: r.client,
             worker_addr: addr(r.client),
+            worker_who: who(r.client),
             pri: r.pri,
             body_size: r.body_size,
             reserves: r.reserves,
             reserved_for: now.saturating_sub(r.reserved_at),
             ttr_left: r.deadline.saturating_sub(now),
-        })
-        .collect();
-    let tube_rates = (tubes.iter())
-        .map(|t| {
-            let counts = [t.total_jobs, t.reserves, t.cmd_delete];
-            (live.figures.tube_rates).per_second(now, t.id, counts)
         })
         .collect();
     Snapshot {
@@ -152,6 +171,48 @@ pub fn snapshot<'a>(live: &'a Live<'a>, filter: &Filter) -> Snapshot<'a> {
         reserved,
         reserved_total,
     }
+}
+
+/// The tubes shown, in the filter's order, with their rates, and how many
+/// there are in all.
+fn tube_rows<'a>(
+    live: &'a Live<'a>,
+    filter: &Filter,
+) -> (Vec<crate::engine::TubeView<'a>>, Vec<[f64; 3]>, usize) {
+    use super::tube_order::Column;
+    let (e, now) = (live.engine, live.now);
+    let rates = |t: &crate::engine::TubeView| {
+        let counts = [t.total_jobs, t.reserves, t.cmd_delete];
+        (live.figures.tube_rates).per_second(now, t.id, counts)
+    };
+    // The ages of the oldest jobs read every ready job's key: found for
+    // every tube only when they are the order, else for the rows shown.
+    let by_age = filter.order.by == Column::Oldest;
+    let views: Box<dyn Iterator<Item = _>> = if by_age {
+        Box::new(e.tube_views(now))
+    } else {
+        Box::new(e.tube_counts(now))
+    };
+    let mut rows: Vec<_> = (views.filter(|t| filter.admits(t.name)))
+        .map(|t| {
+            let r = rates(&t);
+            (t, r)
+        })
+        .collect();
+    let total = rows.len();
+    let order = |a: &_, b: &_| filter.order.compare(a, b);
+    if rows.len() > MAX_TUBE_ROWS {
+        rows.select_nth_unstable_by(MAX_TUBE_ROWS, order);
+        rows.truncate(MAX_TUBE_ROWS);
+    }
+    rows.sort_by(order);
+    let (tubes, rates) = (rows.into_iter())
+        .map(|(t, r)| match by_age {
+            true => (t, r),
+            false => (e.tube_view_at(t.id, now).unwrap_or(t), r),
+        })
+        .unzip();
+    (tubes, rates, total)
 }
 
 /// Seconds with millisecond precision, for JSON.
@@ -200,6 +261,17 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
         Some(t) => push_json(&mut o, t),
         None => o.push_str("null"),
     }
+    let _ = write!(
+        o,
+        ",\"sort\":{{\"by\":\"{}\",\"order\":\"{}\"}},\"rate_window\":{RATE_WINDOW_SECS}",
+        filter.order.by.name(),
+        if filter.order.ascending {
+            "asc"
+        } else {
+            "desc"
+        },
+    );
+    push_history(&mut o, live, filter);
     let _ = write!(o, ",\"tubes_total\":{},\"tubes\":", s.tubes_total);
     array(&mut o, s.tubes.iter().zip(&s.tube_rates), |o, (t, r)| {
         o.push_str("{\"name\":");
@@ -255,6 +327,7 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
     array(&mut o, s.conns.iter(), |o, c| {
         let _ = write!(o, "{{\"id\":{},\"addr\":", c.id);
         push_json(o, &c.addr);
+        push_who(o, "", &c.who);
         let _ = write!(o, ",\"role\":\"{}\",\"using\":", c.role);
         push_json(o, &c.used);
         o.push_str(",\"watching\":");
@@ -272,6 +345,7 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
         push_json(o, &r.tube);
         let _ = write!(o, ",\"worker\":{},\"worker_addr\":", r.worker);
         push_json(o, &r.worker_addr);
+        push_who(o, "worker_", &r.worker_who);
         let _ = write!(
             o,
             ",\"pri\":{},\"body_size\":{},\"reserves\":{},\"reserved_for\":{},\"ttr_left\":{}}}",
@@ -284,6 +358,77 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
     });
     o.push_str("}\n");
     o.into_bytes()
+}
+
+/// `,"pid":n,"user":"name"` (with `prefix`), null for a TCP client.
+fn push_who(o: &mut String, prefix: &str, who: &Option<Who>) {
+    match who {
+        Some(w) => {
+            let _ = write!(o, ",\"{prefix}pid\":{},\"{prefix}user\":", w.pid);
+            push_json(o, &w.user);
+        }
+        None => {
+            let _ = write!(o, ",\"{prefix}pid\":null,\"{prefix}user\":null");
+        }
+    }
+}
+
+/// `,"history":{...}`: the chart's points (the server's, or the filter's
+/// tube's) and `now`, the point the figures make at this moment (null for
+/// a tube that does not exist). `t` is seconds since the server started;
+/// rates are per second over the interval before each point (null for a
+/// ring's first point, which has none).
+fn push_history(o: &mut String, live: &Live, filter: &Filter) {
+    let (e, now) = (live.engine, live.now);
+    let (ring, levels) = match &filter.tube {
+        None => (Some(live.history.server()), Some(e.levels())),
+        Some(t) => (live.history.tube(t), e.tube_levels(t)),
+    };
+    o.push_str(",\"history\":{\"tube\":");
+    match &filter.tube {
+        Some(t) => push_json(o, t),
+        None => o.push_str("null"),
+    }
+    let _ = write!(
+        o,
+        ",\"every\":{},\"window\":{},\"kept\":{},\"points\":",
+        history::EVERY / NANOS_PER_SEC,
+        history::EVERY / NANOS_PER_SEC * history::POINTS as u64,
+        ring.is_some()
+    );
+    let empty = history::Ring::default();
+    let ring = ring.unwrap_or(&empty);
+    let point = |o: &mut String, p: &Point, since: Option<Nanos>| {
+        let _ = write!(
+            o,
+            "{{\"t\":{},\"ready\":{},\"reserved\":{},\"buried\":{}",
+            secs(e.uptime(p.at)),
+            p.held[0],
+            p.held[1],
+            p.held[2]
+        );
+        match p.rates(since) {
+            Some(r) => {
+                let _ = write!(
+                    o,
+                    ",\"put\":{:.3},\"reserve\":{:.3},\"delete\":{:.3}}}",
+                    r[0], r[1], r[2]
+                );
+            }
+            None => o.push_str(",\"put\":null,\"reserve\":null,\"delete\":null}"),
+        }
+    };
+    let mut since = None;
+    array(o, ring.points(), |o, p| {
+        point(o, p, since);
+        since = Some(p.at);
+    });
+    o.push_str(",\"now\":");
+    match levels {
+        Some(l) => point(o, &ring.point(now, l), since),
+        None => o.push_str("null"),
+    }
+    o.push('}');
 }
 
 /// `,"key":n`

@@ -55,6 +55,20 @@ pub fn push_html(out: &mut String, v: &str) {
     }
 }
 
+/// A query-string value, %-encoded but for what needs no encoding.
+pub fn push_query_value(out: &mut String, v: &str) {
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => {
+                let _ = std::fmt::Write::write_fmt(out, format_args!("%{b:02X}"));
+            }
+        }
+    }
+}
+
 /// The value of `name` in a query string (`a=1&tube=x`), %-decoded, with
 /// `+` as a space.
 pub fn query_param(query: &str, name: &str) -> Option<String> {
@@ -130,5 +144,12 @@ mod tests {
         assert_eq!(query_param("tube=%zz%", "tube").as_deref(), Some("%zz%"));
         assert_eq!(query_param("tube", "tube").as_deref(), Some(""));
         assert_eq!(query_param("x=1", "tube"), None);
+        let mut q = String::new();
+        push_query_value(&mut q, "a+b c/$(x)");
+        assert_eq!(q, "a%2Bb%20c%2F%24%28x%29");
+        assert_eq!(
+            query_param(&format!("tube={q}"), "tube").as_deref(),
+            Some("a+b c/$(x)")
+        );
     }
 }

@@ -9,6 +9,7 @@ mod common;
 mod gzip;
 mod limits;
 mod prometheus;
+mod status;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -489,13 +490,15 @@ impl Drop for Kill<'_> {
 }
 
 #[test]
-fn long_lists_are_cut_longest_first_with_a_count() {
+fn long_lists_are_cut_nearest_deadline_first_with_a_count() {
     let (s, h) = Server::start_http(&[], |_| {});
     let mut p = s.connect();
     let mut w = s.connect();
     let mut ids = Vec::new();
-    for _ in 0..150 {
-        ids.push(put(&mut p, 0, 0, 600, b"x"));
+    for i in 0..150 {
+        // Each reserved later than the one before, with 2 s less TTR: the
+        // last reserved is the nearest its deadline.
+        ids.push(put(&mut p, 0, 0, 900 - 2 * i, b"x"));
         let r = String::from_utf8(w.ask("reserve\r\n")).unwrap();
         assert!(r.starts_with("RESERVED "), "{r}");
     }
@@ -504,8 +507,8 @@ fn long_lists_are_cut_longest_first_with_a_count() {
     let shown: Vec<u64> = (v["reserved"].as_array().unwrap().iter())
         .map(|r| r["id"].as_u64().unwrap())
         .collect();
-    // Reserved one after another: the first hundred are the longest held.
-    assert_eq!(shown, ids[..100]);
+    let nearest: Vec<u64> = ids.iter().rev().take(100).copied().collect();
+    assert_eq!(shown, nearest);
     let html = get(h, "/").text();
     assert_eq!(html.matches("<td class=\"job\">").count(), 100);
     assert!(html.contains("and 50 more reserved jobs"), "{html}");
