@@ -8,6 +8,10 @@
 //! wait); every response written is a whole HTTP/1.1 response whose
 //! Content-Length is its body's; after an error nothing more is answered.
 //!
+//! The chart's history is sampled whenever time moves past its interval,
+//! and connection 1 is a unix-socket client, so that every field of the
+//! status page is rendered.
+//!
 //! Each step takes a control byte: its low 6 bits are the piece's length
 //! (0: time moves on by the top 2 bits times 4 seconds, over the request
 //! and idle limits).
@@ -16,6 +20,7 @@
 use libfuzzer_sys::fuzz_target;
 use sprout::engine::{Engine, ServerInfo, Sink};
 use sprout::histogram::Histogram;
+use sprout::http::history::History;
 use sprout::http::rates::{Rates, TubeRates};
 use sprout::http::session::Session;
 use sprout::http::live::{Live, LoopFigures, Peer, Peers};
@@ -33,13 +38,22 @@ impl Sink for Outputs {
     fn woken(&mut self, _: u32) {}
 }
 
+/// Connection 0 over TCP, connection 1 over a unix socket.
 struct NoPeers;
 
 impl Peers for NoPeers {
-    fn peer(&self, _: u32) -> Option<Peer<'_>> {
-        Some(Peer {
-            addr: "127.0.0.1:1",
-            since: 0,
+    fn peer(&self, c: u32) -> Option<Peer<'_>> {
+        Some(match c {
+            0 => Peer {
+                addr: "127.0.0.1:1",
+                since: 0,
+                cred: None,
+            },
+            _ => Peer {
+                addr: "unix",
+                since: 0,
+                cred: Some(sprout::peer_cred::Cred { pid: 42, uid: 0 }),
+            },
         })
     }
 }
@@ -106,12 +120,22 @@ fuzz_target!(|data: &[u8]| {
     let tube_rates = TubeRates::default();
     let mut session = Session::new(now);
     let mut tube_lines = TubeLines::default();
+    // The chart's history, sampled as time moves on, as the loop does.
+    let mut history = History::default();
+    let sample = |history: &mut History, now| {
+        let (server, all) = (engine.levels(), engine.each_tube_levels());
+        history.sample(now, server, |t| engine.tube_levels(t), all);
+    };
+    sample(&mut history, now);
     let mut rest = data;
     while let Some((&control, tail)) = rest.split_first() {
         let n = (control & 0x3f) as usize;
         if n == 0 {
             now += (control >> 6) as u64 * 4 * NANOS;
             session.expire(now);
+            if history.due(now) {
+                sample(&mut history, now);
+            }
             rest = tail;
             continue;
         }
@@ -133,6 +157,7 @@ fuzz_target!(|data: &[u8]| {
                 ready: true,
             },
             tube_lines: &mut tube_lines,
+            history: &mut history,
         };
         if session.wants_input() {
             session.receive(piece, now, &mut live);

@@ -71,6 +71,11 @@
     svg.appendChild(el("text", { x: L - 4, y: T + 8, "text-anchor": "end" }, ymax.toFixed(digits)));
     svg.appendChild(el("text", { x: L - 4, y: H - B, "text-anchor": "end" }, "0"));
     svg.appendChild(el("text", { x: L, y: H - 5 }, Math.round(windowSecs / 60) + " min ago"));
+    [600, 300].forEach(function (ago) {
+      if (ago >= windowSecs) return;
+      svg.appendChild(el("path", { class: "grid", d: "M" + x(t1 - ago) + " " + T + "V" + (H - B) }));
+      svg.appendChild(el("text", { x: x(t1 - ago), y: H - 5, "text-anchor": "middle" }, ago / 60 + " min"));
+    });
     svg.appendChild(el("text", { x: W - R, y: H - 5, "text-anchor": "end" }, "now"));
     keys.forEach(function (k) {
       var pts = shown.filter(function (p) { return p[k] !== null; })
