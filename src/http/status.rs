@@ -181,38 +181,41 @@ fn tube_rows<'a>(
 ) -> (Vec<crate::engine::TubeView<'a>>, Vec<[f64; 3]>, usize) {
     use super::tube_order::Column;
     let (e, now) = (live.engine, live.now);
-    let rates = |t: &crate::engine::TubeView| {
-        let counts = [t.total_jobs, t.reserves, t.cmd_delete];
-        (live.figures.tube_rates).per_second(now, t.id, counts)
-    };
+    let order = filter.order;
     // The ages of the oldest jobs read every ready job's key: found for
     // every tube only when they are the order, else for the rows shown.
-    let by_age = filter.order.by == Column::Oldest;
-    let views: Box<dyn Iterator<Item = _>> = if by_age {
+    let views: Box<dyn Iterator<Item = _>> = if order.by == Column::Oldest {
         Box::new(e.tube_views(now))
     } else {
         Box::new(e.tube_counts(now))
     };
-    let mut rows: Vec<_> = (views.filter(|t| filter.admits(t.name)))
-        .map(|t| {
-            let r = rates(&t);
-            (t, r)
-        })
-        .collect();
+    // Small rows to order (a view is 200 bytes; 10,000 of them moved
+    // about by the sort cost four times the rest of the request).
+    let mut rows: Vec<(f64, &str, crate::job::TubeId, [f64; 3])> = (views
+        .filter(|t| filter.admits(t.name)))
+    .map(|t| {
+        let counts = [t.total_jobs, t.reserves, t.cmd_delete];
+        let r = (live.figures.tube_rates).per_second(now, t.id, counts);
+        (order.key(&t, &r), t.name, t.id, r)
+    })
+    .collect();
     let total = rows.len();
-    let order = |a: &_, b: &_| filter.order.compare(a, b);
+    let cmp = |a: &(f64, &str, _, _), b: &(f64, &str, _, _)| order.compare((a.0, a.1), (b.0, b.1));
     if rows.len() > MAX_TUBE_ROWS {
-        rows.select_nth_unstable_by(MAX_TUBE_ROWS, order);
+        rows.select_nth_unstable_by(MAX_TUBE_ROWS, cmp);
         rows.truncate(MAX_TUBE_ROWS);
     }
-    rows.sort_by(order);
-    let (tubes, rates) = (rows.into_iter())
-        .map(|(t, r)| match by_age {
-            true => (t, r),
-            false => (e.tube_view_at(t.id, now).unwrap_or(t), r),
-        })
-        .unzip();
-    (tubes, rates, total)
+    rows.sort_by(cmp);
+    (rows.into_iter())
+        .filter_map(|(_, _, id, r)| Some((e.tube_view_at(id, now)?, r)))
+        .fold(
+            (Vec::new(), Vec::new(), total),
+            |(mut t, mut r, n), (v, rate)| {
+                t.push(v);
+                r.push(rate);
+                (t, r, n)
+            },
+        )
 }
 
 /// Seconds with millisecond precision, for JSON.

@@ -99,36 +99,38 @@ impl Order {
         }
     }
 
-    /// Compares two tubes (each with its put, reserve and delete rates);
-    /// ties go by name, A to Z.
-    pub fn compare(self, a: &(TubeView, [f64; 3]), b: &(TubeView, [f64; 3])) -> Ordering {
-        let key = |(t, r): &(TubeView, [f64; 3])| -> f64 {
-            match self.by {
-                Column::Busy => {
-                    let held = t.ready + t.reserved + t.delayed + t.buried;
-                    held as f64 + 60.0 * (r[0] + r[1] + r[2])
-                }
-                Column::Name => 0.0,
-                Column::Ready => t.ready as f64,
-                Column::Reserved => t.reserved as f64,
-                Column::Delayed => t.delayed as f64,
-                Column::Buried => t.buried as f64,
-                Column::Waiting => t.waiting as f64,
-                Column::Paused => t.pause_left as f64,
-                Column::Oldest => t.oldest_ready_age.map_or(-1.0, |a| a as f64),
-                Column::Puts => t.total_jobs as f64,
-                Column::PutRate => r[0],
-                Column::ReserveRate => r[1],
-                Column::DeleteRate => r[2],
+    /// A tube's figure in this order (with its put, reserve and delete
+    /// rates); by name, 0 (names are compared apart).
+    pub fn key(self, t: &TubeView, r: &[f64; 3]) -> f64 {
+        match self.by {
+            Column::Busy => {
+                let held = t.ready + t.reserved + t.delayed + t.buried;
+                held as f64 + 60.0 * (r[0] + r[1] + r[2])
             }
-        };
+            Column::Name => 0.0,
+            Column::Ready => t.ready as f64,
+            Column::Reserved => t.reserved as f64,
+            Column::Delayed => t.delayed as f64,
+            Column::Buried => t.buried as f64,
+            Column::Waiting => t.waiting as f64,
+            Column::Paused => t.pause_left as f64,
+            Column::Oldest => t.oldest_ready_age.map_or(-1.0, |a| a as f64),
+            Column::Puts => t.total_jobs as f64,
+            Column::PutRate => r[0],
+            Column::ReserveRate => r[1],
+            Column::DeleteRate => r[2],
+        }
+    }
+
+    /// Compares two tubes by (key, name); ties go by name, A to Z.
+    pub fn compare(self, a: (f64, &str), b: (f64, &str)) -> Ordering {
         let by = if self.by == Column::Name {
-            a.0.name.cmp(b.0.name)
+            a.1.cmp(b.1)
         } else {
-            key(a).total_cmp(&key(b))
+            a.0.total_cmp(&b.0)
         };
         let by = if self.ascending { by } else { by.reverse() };
-        by.then_with(|| a.0.name.cmp(b.0.name))
+        by.then_with(|| a.1.cmp(b.1))
     }
 }
 
