@@ -243,3 +243,106 @@ fn every_client_library_works_against_sprout() {
         .collect();
     assert!(bad.is_empty(), "some clients failed:\n{t}");
 }
+
+/// fivebeans' own test suite (test/test-client.js, from the npm package,
+/// run by the mocha it names) against sprout. It skips its kick-job test,
+/// silently and still counted as passing, on a server whose `version` is
+/// below 1.8; sprout says 1.13, so the test runs, as the server's own
+/// count of kick-job commands shows. The suite names port 11300; a copy
+/// in a scratch directory reads the port of this test's server instead
+/// (the two lines are replaced, and checked to have been).
+#[test]
+fn fivebeans_own_suite_passes_with_its_kick_job_test() {
+    let node_modules = root().join("target/client-libs/node/node_modules");
+    let package = node_modules.join("fivebeans");
+    let copy = common::TempDir::new("fivebeans-suite");
+    let cp = Command::new("cp")
+        .arg("-r")
+        .arg(package.join("."))
+        .arg(&copy.0)
+        .status()
+        .expect("cp");
+    assert!(cp.success(), "cannot copy {}", package.display());
+    let suite = copy.0.join("test/test-client.js");
+    let text = std::fs::read_to_string(&suite).expect("fivebeans ships test/test-client.js");
+    let swaps = [
+        (
+            "var port = 11300;",
+            "var port = Number(process.env.BEANSTALK_PORT);",
+        ),
+        (
+            "new fivebeans.client(host);",
+            "new fivebeans.client(host, port);",
+        ),
+    ];
+    let mut text = text;
+    for (from, to) in swaps {
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "{from} in {}",
+            suite.display()
+        );
+        text = text.replace(from, to);
+    }
+    std::fs::write(&suite, text).unwrap();
+    let (server, http) = Server::start_http(&[], |_| {});
+    let mocha = node_modules.join("mocha/bin/_mocha");
+    let mut child = Command::new("node")
+        .arg(&mocha)
+        .args(["-t", "8000", "-R", "spec", "test/test-client.js"])
+        .current_dir(&copy.0)
+        .env("NODE_PATH", &node_modules)
+        .env("BEANSTALK_PORT", server.port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node and mocha (scripts/test installs them)");
+    let deadline = Instant::now() + SCRIPT_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fivebeans' suite took over {SCRIPT_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "fivebeans' suite failed:\n{out}\n{err}");
+    assert!(
+        out.contains("#kick_job() kicks a specific job id") && !out.contains("failing"),
+        "{out}"
+    );
+    // The test ran, not skipped: the server counted its kick-job (stats
+    // has no count of kick-job, as in beanstalkd; /metrics does).
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut metrics = String::new();
+    s.read_to_string(&mut metrics).unwrap();
+    let line = (metrics.lines())
+        .find(|l| l.starts_with("sprout_commands_total{command=\"kick-job\"}"))
+        .unwrap_or_else(|| panic!("no kick-job count in {metrics}"));
+    assert!(line.ends_with(" 1"), "{line}\n{out}");
+    drop(server);
+}
