@@ -292,7 +292,7 @@ impl Engine {
                 // A bound on one connection's watch list, answered as
                 // beanstalkd answers a watch it cannot add: one line, the
                 // connection in step. The lookup runs only at the bound.
-                let full = self.client(c).watch.len() >= MAX_WATCHED
+                let full = self.client(c).watch.len() >= self.max_watched
                     && !(self.tubes.find(name)).is_some_and(|t| self.client(c).watch.contains(t));
                 if full || !self.has_room_for_tube(name) {
                     sink.out(c).extend_from_slice(b"OUT_OF_MEMORY\r\n");

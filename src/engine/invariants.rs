@@ -157,6 +157,13 @@ impl Engine {
         let mut waiting = 0;
         for (c, client) in self.clients.iter().enumerate() {
             let Some(client) = client else { continue };
+            if client.watch.len() > self.max_watched {
+                return Err(Broken::Count {
+                    what: "tubes one connection watches (at most)",
+                    counted: self.max_watched as u64,
+                    held: client.watch.len() as u64,
+                });
+            }
             if !client.waiting {
                 continue;
             }

@@ -175,6 +175,9 @@ pub struct Engine {
     pub(crate) job_bytes: u64,
     /// `--max-memory`: puts are refused while `job_bytes` is at least this.
     max_memory: Option<u64>,
+    /// Tubes one connection may watch: [`MAX_WATCHED`], lower only where a
+    /// test or fuzz target wants the bound within reach.
+    max_watched: usize,
 }
 
 /// What one job counts against `--max-memory`: its body and its share of
@@ -227,7 +230,14 @@ impl Engine {
             owe_shrink: false,
             job_bytes: 0,
             max_memory: None,
+            max_watched: MAX_WATCHED,
         }
+    }
+
+    /// Lowers (or raises) the bound on the tubes one connection watches,
+    /// so that a fuzz target reaches it in a few bytes.
+    pub fn set_max_watched(&mut self, n: usize) {
+        self.max_watched = n.max(1);
     }
 
     /// `--max-memory`: refuse puts while the jobs take this much or more.

@@ -139,3 +139,31 @@ fn the_room_of_dropped_tubes_is_given_back() {
     assert!(e.tubes.slab.capacity() < 100, "{}", e.tubes.slab.capacity());
     assert!(!e.shrink_if_emptied(), "once per halving");
 }
+
+#[test]
+fn a_watch_past_the_bound_is_refused_and_the_list_keeps_its_size() {
+    let mut e = engine();
+    e.set_max_watched(3);
+    let ask = |e: &mut Engine, cmd: &Command| {
+        let mut out = Out::default();
+        e.execute(0, cmd, NOW, &mut out);
+        String::from_utf8_lossy(&out.0).into_owned()
+    };
+    // default, a, b: at the bound.
+    assert_eq!(ask(&mut e, &Command::Watch("a")), "WATCHING 2\r\n");
+    assert_eq!(ask(&mut e, &Command::Watch("b")), "WATCHING 3\r\n");
+    assert_eq!(ask(&mut e, &Command::Watch("c")), "OUT_OF_MEMORY\r\n");
+    // No tube was made for the refused watch.
+    assert!(e.tubes.find("c").is_none());
+    // A tube already watched is still answered with the count.
+    assert_eq!(ask(&mut e, &Command::Watch("a")), "WATCHING 3\r\n");
+    assert_eq!(ask(&mut e, &Command::Ignore("b")), "WATCHING 2\r\n");
+    assert_eq!(ask(&mut e, &Command::Watch("c")), "WATCHING 3\r\n");
+    assert_eq!(e.check_invariants(), Ok(()));
+    // Lowered under what the connection watches, the check says so.
+    e.set_max_watched(2);
+    assert!(matches!(
+        e.check_invariants(),
+        Err(Broken::Count { held: 3, .. })
+    ));
+}
