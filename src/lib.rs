@@ -15,6 +15,8 @@
 //! - [`cli`], [`listen`], [`clock`]: the command line, the listening
 //!   socket, and the time every command is given; [`peer_cred`]: who a
 //!   unix-socket client is.
+//! - [`replication`]: a primary streaming its binlog records to replicas,
+//!   and a replica applying them (the engine's side is `engine/replica.rs`).
 //! - [`http`]: the optional HTTP port (`--http`): metrics, health checks
 //!   and the status page, served by the same loop; [`histogram`]: the
 //!   duration histograms it exposes.
@@ -35,6 +37,7 @@ pub mod journal;
 pub mod listen;
 pub mod peer_cred;
 pub mod protocol;
+pub mod replication;
 pub mod reply;
 pub mod stats;
 pub mod timer_wheel;

@@ -163,8 +163,10 @@ pub enum Damage {
     /// A body size below 2, or a body that does not end in CRLF.
     BadBody,
     /// The largest u64 as a job id: no server could have given it, since
-    /// the next id would not exist.
+    /// the next id would not exist (or, in a replication frame, id 0).
     BadId,
+    /// A replication frame with bytes after its record.
+    Trailing,
 }
 
 impl std::fmt::Display for Damage {
@@ -175,7 +177,8 @@ impl std::fmt::Display for Damage {
             Damage::BadName => write!(f, "a tube name with invalid characters"),
             Damage::BadState(s) => write!(f, "unknown job state {s}"),
             Damage::BadBody => write!(f, "a job body without its CRLF"),
-            Damage::BadId => write!(f, "job id {}, which no server can give", u64::MAX),
+            Damage::BadId => write!(f, "a job id no server can give (0 or {})", u64::MAX),
+            Damage::Trailing => write!(f, "bytes after the record"),
         }
     }
 }
@@ -286,6 +289,23 @@ impl<'a> Reader<'a> {
         };
         self.pos += at;
         Ok(Some(Record { rec, tube, body }))
+    }
+}
+
+/// One version 7 record that fills `bytes` exactly, as a replication
+/// frame carries it (no file header; beanstalkd's end mark, id 0, is not
+/// a record here).
+pub fn parse_one(bytes: &[u8]) -> Result<Record<'_>, Damage> {
+    let mut r = Reader {
+        bytes,
+        pos: 0,
+        v5: false,
+        done: false,
+    };
+    match r.parse(bytes)? {
+        Some(rec) if r.pos == bytes.len() => Ok(rec),
+        Some(_) => Err(Damage::Trailing),
+        None => Err(Damage::BadId),
     }
 }
 

@@ -32,7 +32,7 @@ impl Engine {
         now: Nanos,
         sink: &mut impl Sink,
     ) {
-        if self.draining {
+        if self.draining || self.replica {
             sink.out(c).extend_from_slice(b"DRAINING\r\n");
             return;
         }
@@ -100,6 +100,12 @@ impl Engine {
     ) -> Outcome {
         if let Some(op) = cmd.op() {
             self.count(op);
+        }
+        if self.replica && cmd.changes_the_queue() {
+            // A replica's queue is its primary's: say so, in the word
+            // beanstalkd uses for "not taking this now" (doc/compatibility.md).
+            sink.out(c).extend_from_slice(b"DRAINING\r\n");
+            return Outcome::Done;
         }
         match *cmd {
             Command::Quit => return Outcome::Close,

@@ -38,6 +38,7 @@ pub use invariants::Broken;
 mod commands;
 mod invariants;
 mod persistence;
+mod replica;
 mod reserve;
 #[cfg(test)]
 mod tests;
@@ -178,6 +179,10 @@ pub struct Engine {
     /// Tubes one connection may watch: [`MAX_WATCHED`], lower only where a
     /// test or fuzz target wants the bound within reach.
     max_watched: usize,
+    /// A replica: commands that change the queue are refused.
+    replica: bool,
+    /// During a replica's resync, the ids heard of since it began.
+    resync: Option<std::collections::HashSet<u64>>,
 }
 
 /// What one job counts against `--max-memory`: its body and its share of
@@ -231,6 +236,8 @@ impl Engine {
             job_bytes: 0,
             max_memory: None,
             max_watched: MAX_WATCHED,
+            replica: false,
+            resync: None,
         }
     }
 

@@ -167,3 +167,126 @@ fn a_watch_past_the_bound_is_refused_and_the_list_keeps_its_size() {
         Err(Broken::Count { held: 3, .. })
     ));
 }
+
+mod replica {
+    use super::*;
+    use crate::binlog::record::{self, DiskState, JobRec};
+
+    const WALL: i64 = 1_800_000_000_000_000_000;
+
+    fn rec(id: u64, state: DiskState, deadline_at: i64) -> JobRec {
+        JobRec {
+            id,
+            pri: 9,
+            delay: 5 * NANOS_PER_SEC as i64,
+            ttr: 30 * NANOS_PER_SEC as i64,
+            body_size: 4,
+            created_at: WALL - 2 * NANOS_PER_SEC as i64,
+            deadline_at,
+            counts: Default::default(),
+            state,
+        }
+    }
+
+    fn apply(e: &mut Engine, bytes: &[u8]) {
+        let r = record::parse_one(bytes).unwrap();
+        e.apply(&r, WALL, NOW, &mut Out::default()).unwrap();
+        assert_eq!(e.check_invariants(), Ok(()));
+    }
+
+    fn full(id: u64, tube: &str, state: DiskState, deadline_at: i64) -> Vec<u8> {
+        let mut b = Vec::new();
+        record::encode_full(&mut b, tube.as_bytes(), &rec(id, state, deadline_at), b"hi");
+        b
+    }
+
+    fn short(id: u64, state: DiskState, deadline_at: i64) -> Vec<u8> {
+        let mut b = Vec::new();
+        record::encode_short(&mut b, &rec(id, state, deadline_at));
+        b
+    }
+
+    fn ask(e: &mut Engine, cmd: &Command) -> String {
+        let mut out = Out::default();
+        e.execute(0, cmd, NOW, &mut out);
+        String::from_utf8_lossy(&out.0).into_owned()
+    }
+
+    #[test]
+    fn records_are_applied_as_recovery_reads_them() {
+        let mut e = engine();
+        e.set_replica(true);
+        apply(&mut e, &full(7, "mail", DiskState::Ready, 0));
+        apply(
+            &mut e,
+            &full(
+                8,
+                "mail",
+                DiskState::Delayed,
+                WALL + 3 * NANOS_PER_SEC as i64,
+            ),
+        );
+        apply(&mut e, &full(9, "mail", DiskState::Buried, -4));
+        let t = |e: &Engine| {
+            let v = e.tube_views(NOW).find(|t| t.name == "mail").unwrap();
+            (v.ready, v.delayed, v.buried)
+        };
+        assert_eq!(t(&e), (1, 1, 1));
+        // A state change, then a delete; a change of a job not held is
+        // nothing.
+        apply(&mut e, &short(7, DiskState::Buried, -5));
+        assert_eq!(t(&e), (0, 1, 2));
+        apply(&mut e, &short(8, DiskState::Deleted, 0));
+        apply(&mut e, &short(99, DiskState::Ready, 0));
+        assert_eq!(t(&e), (0, 0, 2));
+        // Buried in the primary's order: 9 (rank 4) before 7 (rank 5).
+        e.execute(0, &Command::Use("mail"), NOW, &mut Out::default());
+        e.set_replica(false);
+        assert!(ask(&mut e, &Command::PeekBuried).starts_with("FOUND 9 "));
+        // The delete of 99 was not applied, but its id is used up: the next
+        // id is past every id heard of.
+        assert_eq!(e.begin_put(0), 100);
+    }
+
+    #[test]
+    fn a_replica_refuses_changes_and_serves_reads() {
+        let mut e = engine();
+        e.set_replica(true);
+        apply(&mut e, &full(1, "default", DiskState::Ready, 0));
+        for cmd in [
+            Command::Delete(1),
+            Command::Reserve,
+            Command::ReserveJob(1),
+            Command::Kick(1),
+            Command::Bury { id: 1, pri: 0 },
+        ] {
+            assert_eq!(ask(&mut e, &cmd), "DRAINING\r\n", "{cmd:?}");
+        }
+        let id = e.begin_put(0);
+        let mut out = Out::default();
+        e.finish_put(0, id, 0, 0, 10, b"x"[..].into(), NOW, NOW, &mut out);
+        assert_eq!(out.0, b"DRAINING\r\n");
+        assert!(ask(&mut e, &Command::Peek(1)).starts_with("FOUND 1 2\r\nhi\r\n"));
+        assert_eq!(ask(&mut e, &Command::Watch("x")), "WATCHING 2\r\n");
+    }
+
+    #[test]
+    fn a_resync_removes_what_the_primary_no_longer_holds() {
+        let mut e = engine();
+        e.set_replica(true);
+        for id in 1..=3 {
+            apply(&mut e, &full(id, "t", DiskState::Ready, 0));
+        }
+        e.begin_resync();
+        apply(&mut e, &full(2, "t", DiskState::Ready, 0));
+        apply(&mut e, &full(5, "t", DiskState::Ready, 0));
+        // 3 deleted on the primary while the replica was away: not sent.
+        let gone = e.end_resync(40, NOW, &mut Out::default()).unwrap();
+        assert_eq!(gone, 2);
+        let mut ids: Vec<u64> = e.jobs.iter().map(|(_, j)| j.id).collect();
+        ids.sort();
+        assert_eq!(ids, [2, 5]);
+        assert_eq!(e.check_invariants(), Ok(()));
+        assert_eq!(e.begin_put(0), 40);
+    }
+}

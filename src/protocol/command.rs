@@ -49,6 +49,26 @@ pub enum Command<'a> {
 }
 
 impl Command<'_> {
+    /// Whether the command changes what the queue holds or who holds it:
+    /// a replica refuses these. `use`, `watch` and `ignore` change only
+    /// the connection.
+    pub fn changes_the_queue(&self) -> bool {
+        matches!(
+            self,
+            Command::Put { .. }
+                | Command::Reserve
+                | Command::ReserveWithTimeout(_)
+                | Command::ReserveJob(_)
+                | Command::Delete(_)
+                | Command::Release { .. }
+                | Command::Bury { .. }
+                | Command::Touch(_)
+                | Command::Kick(_)
+                | Command::KickJob(_)
+                | Command::PauseTube { .. }
+        )
+    }
+
     /// The stats counter this command bumps once it has parsed.
     pub fn op(&self) -> Option<Op> {
         Some(match self {

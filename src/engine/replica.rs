@@ -1,0 +1,237 @@
+//! The engine's side of replication: a replica applies the binlog records
+//! its primary streams, each logged to the replica's own journal first (so
+//! its directory is an ordinary v7 binlog), and refuses every command that
+//! would change the queue itself.
+//!
+//! A record is applied as recovery reads it: a full record is the job as
+//! it now stands (made, or made anew); a short record changes a job's
+//! state, or with state Deleted removes it; a short record of a job the
+//! replica does not hold is nothing to apply. Ids seen raise the next id,
+//! so a replica promoted later never gives out an id twice.
+//!
+//! A resync (a snapshot of every live job, sent when a replica connects)
+//! is bracketed by [`begin_resync`](Engine::begin_resync) and
+//! [`end_resync`](Engine::end_resync): jobs the replica held that it did
+//! not hear of in between are gone on the primary, and go here too.
+
+use std::collections::HashSet;
+
+use crate::binlog::record::{DiskState, Record};
+
+use super::*;
+
+impl Engine {
+    /// Makes this engine a replica (or a primary again): commands that
+    /// change the queue are answered `DRAINING` while it is one.
+    pub fn set_replica(&mut self, on: bool) {
+        self.replica = on;
+    }
+
+    pub fn is_replica(&self) -> bool {
+        self.replica
+    }
+
+    /// A snapshot begins: the ids heard of from now on are noted.
+    pub fn begin_resync(&mut self) {
+        self.resync = Some(HashSet::new());
+    }
+
+    /// The snapshot is complete: removes the jobs not heard of since it
+    /// began, and raises the next id to the primary's. Returns how many
+    /// were removed.
+    pub fn end_resync(
+        &mut self,
+        next_id: u64,
+        now: Nanos,
+        sink: &mut impl Sink,
+    ) -> Result<usize, JournalError> {
+        self.next_id = self.next_id.max(next_id);
+        let Some(seen) = self.resync.take() else {
+            return Ok(0);
+        };
+        let gone: Vec<u64> = (self.jobs.iter())
+            .map(|(_, j)| j.id)
+            .filter(|id| !seen.contains(id))
+            .collect();
+        for &id in &gone {
+            self.remove_replicated(id, now, sink)?;
+        }
+        Ok(gone.len())
+    }
+
+    /// Applies one record from the primary. `wall_now` is nanoseconds since
+    /// the epoch, to turn the record's wall-clock times into the engine's.
+    /// On a journal error nothing of the record is applied.
+    pub fn apply(
+        &mut self,
+        r: &Record,
+        wall_now: i64,
+        now: Nanos,
+        sink: &mut impl Sink,
+    ) -> Result<(), JournalError> {
+        let rec = &r.rec;
+        self.next_id = self.next_id.max(rec.id.saturating_add(1));
+        if let Some(seen) = &mut self.resync {
+            seen.insert(rec.id);
+        }
+        if rec.state == DiskState::Deleted {
+            return self.remove_replicated(rec.id, now, sink);
+        }
+        let place = Placement::of(rec, wall_now, now, &mut self.seq);
+        let secs = |ns: i64| (ns.max(0) as u64 / NANOS_PER_SEC).min(u32::MAX as u64) as u32;
+        let (delay, ttr) = (secs(rec.delay), secs(rec.ttr).max(1));
+        let age = wall_now.saturating_sub(rec.created_at).max(0) as u64;
+        let created_at = now.saturating_sub(age);
+        match (r.tube, r.body, self.ids.get(rec.id)) {
+            (Some(tube), Some(body), old) => {
+                if old.is_some() {
+                    self.remove_replicated(rec.id, now, sink)?;
+                }
+                // The reader admits only tube-name characters (ASCII).
+                let name = String::from_utf8_lossy(tube);
+                let t = self.tubes.find_or_make(&name);
+                let img = Image {
+                    key: self.jobs.vacant_key() as JobKey,
+                    id: rec.id,
+                    pri: rec.pri,
+                    delay,
+                    ttr,
+                    created_at,
+                    deadline: place.deadline(),
+                    rank: place.rank(),
+                    counts: rec.counts,
+                    state: place.logged(),
+                    home: 0,
+                    tube_len: name.len() as u32,
+                    body_len: body.len() as u32 + 2,
+                };
+                let home = match sink.journal() {
+                    Some(j) => match j.put(&img, &name, body, now) {
+                        Ok(home) => home,
+                        Err(e) => {
+                            self.release_tube(t);
+                            return Err(e);
+                        }
+                    },
+                    None => 0,
+                };
+                self.job_bytes += job_memory(body.len());
+                let key = self.jobs.insert(Job {
+                    pri: rec.pri,
+                    delay,
+                    ttr,
+                    ..Job::new(rec.id, t, created_at, self.bodies.insert(body.into()))
+                }) as JobKey;
+                self.set_home(key, home);
+                self.jobs[key as usize].set_counts(rec.counts, &mut self.rare);
+                self.ids.insert(rec.id, key);
+                self.tubes.slab[t as usize].total_jobs += 1;
+                self.totals.total_jobs += 1;
+                self.place(key, place);
+            }
+            (_, _, Some(key)) => {
+                let mut img = self.image(key);
+                img.pri = rec.pri;
+                img.delay = delay;
+                img.ttr = ttr;
+                img.counts = rec.counts;
+                img.state = place.logged();
+                img.deadline = place.deadline();
+                img.rank = place.rank();
+                self.log(sink, |j| j.update(&img, now))?;
+                self.unlink(key);
+                let job = &mut self.jobs[key as usize];
+                job.pri = rec.pri;
+                job.delay = delay;
+                job.ttr = ttr;
+                job.set_counts(rec.counts, &mut self.rare);
+                self.place(key, place);
+            }
+            // A state change of a job this replica does not hold.
+            _ => {}
+        }
+        self.compact(now, sink);
+        Ok(())
+    }
+
+    fn place(&mut self, key: JobKey, place: Placement) {
+        match place {
+            Placement::Ready => self.make_ready(key),
+            Placement::Delayed(until) => self.make_delayed(key, until),
+            Placement::Buried(rank) => self.make_buried(key, rank),
+        }
+    }
+
+    /// Removes job `id`, if held, logging its delete first.
+    fn remove_replicated(
+        &mut self,
+        id: u64,
+        now: Nanos,
+        sink: &mut impl Sink,
+    ) -> Result<(), JournalError> {
+        let Some(key) = self.ids.get(id) else {
+            return Ok(());
+        };
+        let img = self.image(key);
+        self.log(sink, |j| j.delete(&img, now))?;
+        let tube = self.jobs[key as usize].tube;
+        self.unlink(key);
+        self.tubes.slab[tube as usize].cmd_delete += 1;
+        self.free(key);
+        self.compact(now, sink);
+        Ok(())
+    }
+}
+
+/// Where a replicated job goes. Reserved jobs are ready on a replica, as
+/// after a restart: reserves are not replicated.
+#[derive(Debug, Clone, Copy)]
+enum Placement {
+    Ready,
+    Delayed(Nanos),
+    Buried(u64),
+}
+
+impl Placement {
+    fn of(rec: &crate::binlog::record::JobRec, wall_now: i64, now: Nanos, seq: &mut u64) -> Self {
+        match rec.state {
+            DiskState::Delayed if rec.deadline_at > wall_now => {
+                Placement::Delayed(now.saturating_add((rec.deadline_at - wall_now) as u64))
+            }
+            DiskState::Buried => {
+                // A rank the primary wrote keeps its bury order; without
+                // one (files beanstalkd wrote), the job goes last.
+                let rank = if rec.deadline_at < 0 {
+                    rec.deadline_at.unsigned_abs()
+                } else {
+                    *seq + 1
+                };
+                *seq = (*seq).max(rank);
+                Placement::Buried(rank)
+            }
+            _ => Placement::Ready,
+        }
+    }
+
+    fn logged(self) -> LoggedState {
+        match self {
+            Placement::Ready => LoggedState::Ready,
+            Placement::Delayed(_) => LoggedState::Delayed,
+            Placement::Buried(_) => LoggedState::Buried,
+        }
+    }
+
+    fn deadline(self) -> Nanos {
+        match self {
+            Placement::Delayed(until) => until,
+            _ => 0,
+        }
+    }
+
+    fn rank(self) -> u64 {
+        match self {
+            Placement::Buried(rank) => rank,
+            _ => 0,
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Replication: a primary streams the records it writes to its binlog to
+//! replicas (`--replica-of HOST:PORT`), which apply them to their own
+//! engine and write them to their own binlog, so that a replica's
+//! directory is an ordinary v7 binlog that sprout or beanstalkd can start
+//! on. Who is primary is never decided here: an operator, or a supervisor
+//! reading etcd, says so (doc/ha.md).
+//!
+//! Reading order: [`frame`] (the stream's framing and checks, no sockets),
+//! [`follower`] (a replica's side of one connection: bytes in, frames to
+//! apply out, acknowledgements to send; no sockets, time passed in). The
+//! engine applies records in `engine/replica.rs`; the sockets are
+//! `event_loop/replication.rs`'s.
+
+pub mod frame;
