@@ -71,6 +71,10 @@ pub struct Args {
     /// serve metrics, health checks and a status page over HTTP on ADDR:PORT
     #[argh(option)]
     pub http: Option<String>,
+
+    /// follow the primary at HOST:PORT as a read-only replica (needs -b)
+    #[argh(option)]
+    pub replica_of: Option<String>,
 }
 
 /// The help text, laid out as beanstalkd's `-h` (which operators and
@@ -103,13 +107,16 @@ Options beanstalkd does not have:
           its body and 84 bytes, a tube twice its name and 296; off by default)
  --http ADDR:PORT  serve /metrics (Prometheus), /healthz, /readyz and a
           status page (/, /status.json) over HTTP; off by default
+ --replica-of HOST:PORT  follow that sprout (run with -b) as a read-only
+          replica: its binlog records are applied here and written to this
+          server's own -b DIR; changes are answered DRAINING (doc/ha.md)
 "
 }
 
 /// Flags that take a value.
 const VALUED: &[u8] = b"bflpuzs";
 /// Long options that take a value.
-const VALUED_LONG: &[&str] = &["--max-memory", "--http"];
+const VALUED_LONG: &[&str] = &["--max-memory", "--http", "--replica-of"];
 
 /// Splits `-VFV` into `-V -F -V` and `-p11300` into `-p 11300`, and
 /// `--long=value` into `--long value`, stopping at the first argument that

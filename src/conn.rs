@@ -72,6 +72,9 @@ pub enum Flow {
     Yield,
     /// The client said quit.
     Quit,
+    /// The client asked to follow as a replica: nothing more is read as
+    /// commands.
+    Replicate,
 }
 
 /// The input side of a connection.
@@ -106,6 +109,15 @@ impl Framer {
     /// Bytes read but not yet handled.
     pub fn buffered(&self) -> usize {
         self.input.len() - self.start
+    }
+
+    /// What is buffered and not yet handled, taken away (a connection that
+    /// stops speaking the protocol hands it on).
+    pub fn take_input(&mut self) -> Vec<u8> {
+        let rest = self.input.split_off(self.start);
+        self.input.clear();
+        self.start = 0;
+        rest
     }
 
     /// Handles every complete command in what was kept and then `fresh`
@@ -347,6 +359,7 @@ fn command(
             Outcome::Done => None,
             Outcome::Blocked => Some(Flow::Waiting),
             Outcome::Close => Some(Flow::Quit),
+            Outcome::Replicate => Some(Flow::Replicate),
         },
         Err(ParseError::BadFormat { counted, body }) => {
             if let Some(op) = counted {

@@ -84,6 +84,12 @@ fn main() {
         error!("{e}");
         exit(e.exit_code());
     }
+    if args.replica_of.is_some() && args.binlog_dir.is_none() {
+        error!(
+            "--replica-of needs -b DIR: a replica writes what it follows to a binlog of its own"
+        );
+        exit(EXIT_USAGE);
+    }
     let clock = Clock::start();
     let mut engine = Engine::new(
         max_job_size as u32,
@@ -138,10 +144,17 @@ fn main() {
             exit(EXIT_LISTEN);
         }
     };
+    let role = match &args.replica_of {
+        Some(primary) => {
+            server.follow(primary.clone());
+            format!("; a read-only replica of {primary}")
+        }
+        None => String::new(),
+    };
     // The one line an operator reads at start (beanstalkd says nothing).
     info!(
         target: STARTUP,
-        "sprout {} listening on {queue}{web}; {persistence}; up to {} connections (the open-file limit less 16); pid {}",
+        "sprout {} listening on {queue}{web}; {persistence}{role}; up to {} connections (the open-file limit less 16); pid {}",
         env!("CARGO_PKG_VERSION"),
         sprout::event_loop::connection_ceiling(),
         std::process::id()

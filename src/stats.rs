@@ -186,6 +186,28 @@ impl Engine {
         // sprout's own keys follow all of beanstalkd's.
         y.extend_from_slice(b"\nsprout-version: ");
         yaml::push_quoted(&mut y, &info.version);
+        let r = self.replication_view();
+        match &r.primary {
+            None => {
+                let _ = write!(y, "\nrole: primary\nreplicas: {}", r.replicas);
+            }
+            Some(primary) => {
+                y.extend_from_slice(b"\nrole: replica\nprimary: ");
+                yaml::push_str(&mut y, primary);
+                let _ = write!(
+                    y,
+                    "\nreplica-following: {}\nreplica-records-applied: {}\nreplica-lag-seconds: ",
+                    r.following, r.applied
+                );
+                match r.lag_seconds(now) {
+                    Some(lag) => {
+                        let _ = write!(y, "{lag:.3}");
+                    }
+                    None => y.extend_from_slice(b"-1"),
+                }
+                let _ = write!(y, "\nreplicas: {}", r.replicas);
+            }
+        }
         y.push(b'\n');
         y
     }

@@ -202,9 +202,9 @@ fn normalise(reply: &[u8], yaml_cmd: bool) -> String {
     for line in text.lines().skip(1) {
         match line.split_once(": ") {
             Some((k, _)) if VOLATILE.contains(&k) => out.push_str(&format!("{k}: *\n")),
-            // sprout's own trailing key (doc/compatibility.md); beanstalkd
+            // sprout's own trailing keys (doc/compatibility.md); beanstalkd
             // has none.
-            Some(("sprout-version", _)) => {}
+            Some(("sprout-version" | "role" | "replicas", _)) => {}
             Some((k, v)) => out.push_str(&format!("{k}: {}\n", v.trim_matches('"'))),
             None => out.push_str(&format!("{line}\n")),
         }

@@ -4,7 +4,8 @@
 //! Submodules: [`record`] (the byte layout), [`replay`] (recovery from the
 //! bytes), [`files`] (the directory, lock and preallocation), [`sync`] (the
 //! fsync thread), `durability.rs` (when writes count as durable, what a
-//! failed fsync does, the clean stop, deleting old files). This file keeps
+//! failed fsync does, the clean stop, deleting old files), `tap.rs` (the
+//! records kept for replicas). This file keeps
 //! the books: which file is being written,
 //! how much room is set aside for deletes, which files still hold live jobs,
 //! and when compaction should move jobs out of an old file.
@@ -28,6 +29,7 @@ pub mod files;
 pub mod record;
 pub mod replay;
 pub mod sync;
+mod tap;
 #[cfg(test)]
 mod tests;
 
@@ -139,6 +141,11 @@ pub struct Binlog {
     /// No file is deleted until this many records are durable (set after
     /// the jobs were rewritten following a failed fsync).
     keep_files_until: u64,
+    /// While replicas follow: every record written (but compaction's,
+    /// which changes no job), framed for them, and how many.
+    tap: Option<(Vec<u8>, u64)>,
+    /// Compaction is writing: its records are not tapped.
+    migrating: bool,
 }
 
 /// A recovered binlog, ready to hand its jobs to the engine.
@@ -218,6 +225,8 @@ impl Binlog {
             max_id_live: false,
             stats: JournalStats::default(),
             scratch: Vec::new(),
+            tap: None,
+            migrating: false,
             policy,
             syncer: None,
             written: 0,
@@ -386,9 +395,13 @@ impl Binlog {
             return Err(JournalError::Io);
         }
         cur.off += n;
+        let no = cur.no;
         self.written += 1;
         self.stats.records_written += 1;
-        Ok(cur.no)
+        if !self.migrating {
+            Self::tapped(&mut self.tap, &self.scratch);
+        }
+        Ok(no)
     }
 
     /// Leaves the current file (trimmed to what was written) for the next
@@ -459,6 +472,7 @@ impl Binlog {
                     cur.off += SHORT;
                     self.written += 1;
                     self.stats.records_written += 1;
+                    Self::tapped(&mut self.tap, &buf);
                 }
                 Err(e) => warn!(
                     "binlog: cannot write the id record: {e}; if this persists, ids may be given out again after a restart; check the disk"
@@ -605,7 +619,10 @@ impl Journal for Binlog {
         body: &[u8],
         now: Nanos,
     ) -> Result<FileNo, JournalError> {
-        let home = self.write_full(img, tube, body, now, self.owed)?;
+        self.migrating = true;
+        let home = self.write_full(img, tube, body, now, self.owed);
+        self.migrating = false;
+        let home = home?;
         self.leave_home(img);
         self.stats.records_migrated += 1;
         self.collect();

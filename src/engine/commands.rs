@@ -109,6 +109,7 @@ impl Engine {
         }
         match *cmd {
             Command::Quit => return Outcome::Close,
+            Command::Replicate => return Outcome::Replicate,
             Command::Put { .. } => unreachable!("put goes through begin_put/finish_put"),
             Command::Reserve => return self.reserve(c, None, now, sink),
             Command::ReserveWithTimeout(s) => return self.reserve(c, Some(s), now, sink),

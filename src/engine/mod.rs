@@ -46,6 +46,7 @@ mod timers;
 mod transitions;
 mod view;
 
+pub use replica::ReplicationView;
 pub use view::{ClientView, Levels, Reservation, ServerCounts, TubeView};
 
 /// How long before a reservation's deadline a waiting reserve answers
@@ -73,6 +74,9 @@ pub enum Outcome {
     Blocked,
     /// `quit`: close the connection, no reply.
     Close,
+    /// `sprout-replicate`: the connection becomes a replica's stream (the
+    /// event loop answers it).
+    Replicate,
 }
 
 /// Something the timer wheel wakes the engine for.
@@ -183,6 +187,7 @@ pub struct Engine {
     replica: bool,
     /// During a replica's resync, the ids heard of since it began.
     resync: Option<std::collections::HashSet<u64>>,
+    replication: ReplicationView,
 }
 
 /// What one job counts against `--max-memory`: its body and its share of
@@ -238,6 +243,7 @@ impl Engine {
             max_watched: MAX_WATCHED,
             replica: false,
             resync: None,
+            replication: ReplicationView::default(),
         }
     }
 

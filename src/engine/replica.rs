@@ -20,7 +20,44 @@ use crate::binlog::record::{DiskState, Record};
 
 use super::*;
 
+/// Where this server stands in replication, as the event loop last saw
+/// it (stats, metrics and the page show it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicationView {
+    /// Replicas following this server.
+    pub replicas: u64,
+    /// On a replica: the primary it follows (HOST:PORT).
+    pub primary: Option<String>,
+    /// Connected to it and streaming.
+    pub following: bool,
+    /// Records applied from it since start.
+    pub applied: u64,
+    /// When the newest heartbeat was applied (engine clock), and how far
+    /// its stamp was behind this server's wall clock then.
+    pub heard: Option<(Nanos, i64)>,
+}
+
+impl ReplicationView {
+    /// Seconds this replica is behind its primary at `now`: the newest
+    /// heartbeat's lag then, plus the time since (so a silent primary shows
+    /// a growing lag). None before the first heartbeat. Wall clocks of two
+    /// machines: as good as their time sync.
+    pub fn lag_seconds(&self, now: Nanos) -> Option<f64> {
+        let (at, lag) = self.heard?;
+        let since = now.saturating_sub(at) as i64;
+        Some(lag.saturating_add(since).max(0) as f64 / NANOS_PER_SEC as f64)
+    }
+}
+
 impl Engine {
+    pub fn set_replication_view(&mut self, v: ReplicationView) {
+        self.replication = v;
+    }
+
+    pub fn replication_view(&self) -> &ReplicationView {
+        &self.replication
+    }
+
     /// Makes this engine a replica (or a primary again): commands that
     /// change the queue are answered `DRAINING` while it is one.
     pub fn set_replica(&mut self, on: bool) {
@@ -152,6 +189,39 @@ impl Engine {
         }
         self.compact(now, sink);
         Ok(())
+    }
+
+    /// Up to `n` live jobs from job slot `from` on, each as its image,
+    /// tube and body, for a replica's snapshot; the slot to go on from,
+    /// None when every slot has been seen. Jobs made meanwhile in slots
+    /// already passed reach the replica in the stream.
+    pub fn snapshot_slice(
+        &self,
+        from: usize,
+        n: usize,
+        mut each: impl FnMut(&Image, &str, &[u8]),
+    ) -> Option<usize> {
+        let end = self.jobs.capacity();
+        let mut sent = 0;
+        let mut key = from;
+        while key < end {
+            if sent == n {
+                return Some(key);
+            }
+            if let Some(job) = self.jobs.get(key) {
+                let img = self.image(key as JobKey);
+                let tube = &self.tubes.slab[job.tube as usize].name;
+                each(&img, tube, self.bodies.get(job.body));
+                sent += 1;
+            }
+            key += 1;
+        }
+        None
+    }
+
+    /// The next id this engine would give.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
     }
 
     fn place(&mut self, key: JobKey, place: Placement) {

@@ -41,6 +41,22 @@ impl Server {
             }
             let flow = self.process(c, fresh);
             fresh = 0;
+            if flow == Flow::Replicate {
+                // Replies to what came before go first.
+                if let Some(conn) = self.conns.get_mut(key)
+                    && let Err(e) = conn.flush()
+                {
+                    debug!("connection {c}: write failed: {e}");
+                    return self.close(c);
+                }
+                self.start_downstream(c);
+                if self.conns.contains(key) {
+                    // Refused: its answer is written, then it closes.
+                    let _ = self.conns[key].flush();
+                    return self.close(c);
+                }
+                return;
+            }
             let conn = &mut self.conns[key];
             // A connection that yields goes on next turn: its replies can
             // wait for a fuller write (a write per 64 replies wakes its

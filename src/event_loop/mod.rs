@@ -33,8 +33,11 @@ mod accept;
 mod drive;
 mod durability;
 mod http;
+mod replication;
 
 use http::{HTTP_BASE, HTTP_LISTENER, HttpSide};
+pub use replication::UpstreamFigures;
+use replication::{DownConn, REPL_BASE, UPSTREAM, Upstream};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -165,6 +168,10 @@ pub struct Server {
     http: Option<HttpSide>,
     /// How long each turn took, from waking to the next sleep.
     turns: Histogram,
+    /// Replicas following this server.
+    downstreams: Slab<DownConn>,
+    /// With `--replica-of`: the primary this server follows.
+    upstream: Option<Upstream>,
 }
 
 impl Server {
@@ -207,6 +214,8 @@ impl Server {
             failed: None,
             http: http.map(HttpSide::new),
             turns: Histogram::default(),
+            downstreams: Slab::new(),
+            upstream: None,
         };
         server.register_http()?;
         Ok(server)
@@ -214,6 +223,13 @@ impl Server {
 
     fn now(&self) -> Nanos {
         self.clock.now()
+    }
+
+    /// Follows `primary` (HOST:PORT) as a replica: the engine refuses
+    /// changes of its own from now on.
+    pub fn follow(&mut self, primary: String) {
+        self.engine.set_replica(true);
+        self.upstream = Some(Upstream::new(primary));
     }
 
     /// Serves until SIGTERM or SIGINT, or until an fsync that replies wait
@@ -257,6 +273,10 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
+                    UPSTREAM => self.drive_upstream(),
+                    Token(key) if (REPL_BASE..HTTP_BASE).contains(&key) => {
+                        self.drive_downstream(key - REPL_BASE)
+                    }
                     HTTP_LISTENER => self.accept_http(),
                     Token(key) if (HTTP_BASE..HTTP_LISTENER.0 - 1).contains(&key) => {
                         self.drive_http(key - HTTP_BASE)
@@ -281,6 +301,9 @@ impl Server {
             self.resume_paced();
             self.resume_http();
             self.drive_woken();
+            self.feed_downstreams();
+            self.tend_upstream();
+            self.update_replication_view();
             if let Some(h) = &mut self.http {
                 h.rates.sample(now, self.engine.flow_counts());
                 if h.tube_rates.due(now) {
@@ -303,9 +326,16 @@ impl Server {
 
     fn poll_timeout(&self) -> Option<Duration> {
         let http_again = self.http.as_ref().is_some_and(|h| !h.again.is_empty());
-        if !self.woken.is_empty() || !self.again.is_empty() || http_again {
+        if !self.woken.is_empty() || !self.again.is_empty() || http_again || self.snapshotting() {
             return Some(Duration::ZERO);
         }
+        // Heartbeats to replicas each second; the next try to reach the
+        // primary.
+        let replication = [
+            (!self.downstreams.is_empty()).then_some(Duration::from_secs(1)),
+            (self.upstream.as_ref().and_then(|u| u.retry_due()))
+                .map(|at| at.saturating_duration_since(Instant::now())),
+        ];
         let now = self.now();
         let timer = self
             .engine
@@ -332,6 +362,7 @@ impl Server {
         });
         [timer, accept, sync, paced, http]
             .into_iter()
+            .chain(replication)
             .flatten()
             .min()
     }

@@ -189,6 +189,39 @@ pub fn render(live: &mut Live, gzip: bool) -> Reply {
         "1 in drain mode (SIGUSR1): puts are refused.",
         e.is_draining() as u8,
     );
+    let r = e.replication_view();
+    o.one(
+        "sprout_replicas",
+        "gauge",
+        "Replicas following this server.",
+        r.replicas,
+    );
+    o.one(
+        "sprout_replica",
+        "gauge",
+        "1 on a read-only replica (--replica-of): changes are refused.",
+        e.is_replica() as u8,
+    );
+    if r.primary.is_some() {
+        o.one(
+            "sprout_replica_following",
+            "gauge",
+            "1 while this replica is connected to its primary and streaming.",
+            r.following as u8,
+        );
+        o.one(
+            "sprout_replica_records_applied_total",
+            "counter",
+            "Records from the primary applied since start.",
+            r.applied,
+        );
+        o.one(
+            "sprout_replica_lag_seconds",
+            "gauge",
+            "How far this replica is behind its primary (-1 before its first heartbeat).",
+            format!("{:.3}", r.lag_seconds(now).unwrap_or(-1.0)),
+        );
+    }
     o.one(
         "sprout_reservations_near_deadline",
         "gauge",

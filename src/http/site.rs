@@ -37,6 +37,9 @@ impl Site for Live<'_> {
             "/healthz" => Reply::text(200, "ok"),
             "/readyz" if self.engine.is_draining() => Reply::text(503, "draining"),
             "/readyz" if !self.figures.ready => Reply::text(503, "recovering"),
+            // Ready for reads, not writes: a load balancer for writers
+            // skips it.
+            "/readyz" if self.engine.is_replica() => Reply::text(503, "replica"),
             "/readyz" => Reply::text(200, "ready"),
             _ => Reply::text(
                 404,

@@ -46,6 +46,9 @@ pub enum Command<'a> {
         delay: u32,
     },
     Quit,
+    /// `sprout-replicate`: a replica asks to follow this server's binlog
+    /// (no beanstalkd client sends it; beanstalkd answers UNKNOWN_COMMAND).
+    Replicate,
 }
 
 impl Command<'_> {
@@ -96,7 +99,7 @@ impl Command<'_> {
             Command::ListTubeUsed => Op::ListTubeUsed,
             Command::ListTubesWatched => Op::ListTubesWatched,
             Command::PauseTube { .. } => Op::PauseTube,
-            Command::Quit => return None,
+            Command::Quit | Command::Replicate => return None,
         })
     }
 }

@@ -104,6 +104,9 @@ pub fn parse(line: &[u8], max_job_size: u32) -> Result<Command<'_>, ParseError> 
             if let Some(r) = exact(Command::Stats, "stats") {
                 return r;
             }
+            if let Some(r) = exact(Command::Replicate, "sprout-replicate") {
+                return r;
+            }
         }
         Some(b'u') => {
             if let Some(rest) = after!("use ") {

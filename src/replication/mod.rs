@@ -5,10 +5,13 @@
 //! on. Who is primary is never decided here: an operator, or a supervisor
 //! reading etcd, says so (doc/ha.md).
 //!
-//! Reading order: [`frame`] (the stream's framing and checks, no sockets),
-//! [`follower`] (a replica's side of one connection: bytes in, frames to
-//! apply out, acknowledgements to send; no sockets, time passed in). The
-//! engine applies records in `engine/replica.rs`; the sockets are
-//! `event_loop/replication.rs`'s.
+//! Reading order: [`frame`] (the stream's framing and checks),
+//! [`leader`] (the primary's side of one replica: frames waiting, bounded;
+//! its snapshot; its acknowledgements), [`follower`] (a replica's side of
+//! its connection: the greeting, frames to apply, acknowledgements to
+//! send). None has a socket or a clock. The engine applies records in
+//! `engine/replica.rs`; the sockets are `event_loop/replication.rs`'s.
 
+pub mod follower;
 pub mod frame;
+pub mod leader;

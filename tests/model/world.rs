@@ -18,10 +18,12 @@ use crate::script::{ACTORS, MAX_JOB_SIZE, MS, OBSERVER, Step, TUBES};
 pub const START: Nanos = (1 << 60) / MS * MS;
 
 /// What stats shows of the process rather than the queue.
-const PROCESS_KEYS: [&str; 9] = [
+const PROCESS_KEYS: [&str; 11] = [
     "pid",
     "version",
     "sprout-version",
+    "role",
+    "replicas",
     "rusage-utime",
     "rusage-stime",
     "id",

@@ -1,0 +1,203 @@
+//! A replica's side of one connection to its primary, without the socket:
+//! it says hello, checks the answer, cuts what arrives into frames for the
+//! caller to apply, and says which it has applied. A new connection is a
+//! new `Follower`.
+
+use super::frame::{self, Frame, StreamError};
+use crate::journal::JournalError;
+
+/// What a replica sends first.
+pub const HELLO: &[u8] = b"sprout-replicate\r\n";
+/// The longest line accepted before the frames begin.
+const MAX_GREETING: usize = 256;
+
+/// Why a connection to the primary ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowError {
+    /// It answered as beanstalkd (or an older sprout) does.
+    NotSprout,
+    /// It runs without `-b`: it has no binlog to stream.
+    NoBinlog,
+    /// Some other first line.
+    Unexpected(String),
+    Stream(StreamError),
+    /// The replica could not log a record to its own binlog.
+    Journal(JournalError),
+}
+
+impl std::fmt::Display for FollowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FollowError::NotSprout => write!(
+                f,
+                "it answered UNKNOWN_COMMAND: it is not sprout, or a sprout without replication"
+            ),
+            FollowError::NoBinlog => write!(
+                f,
+                "it runs without a binlog, so has nothing to stream; start it with -b DIR"
+            ),
+            FollowError::Unexpected(l) => write!(f, "it answered {l:?}, not REPLICATING"),
+            FollowError::Stream(e) => write!(f, "{e}"),
+            FollowError::Journal(e) => write!(
+                f,
+                "this replica cannot write its own binlog ({})",
+                String::from_utf8_lossy(e.reply()).trim_end()
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Follower {
+    buf: Vec<u8>,
+    /// The primary's instance id, once it has answered.
+    pub primary_id: Option<String>,
+    /// Record frames applied on this connection.
+    pub applied: u64,
+    acked: u64,
+    /// The newest heartbeat: the primary's wall clock then, and the record
+    /// frames it had sent.
+    pub heard: Option<(i64, u64)>,
+}
+
+impl Follower {
+    pub fn receive(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes received and not yet handled.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Handles what has arrived: the greeting, then each whole frame,
+    /// which `each` applies (heartbeats are noted here, and passed on).
+    /// Frames after one that fails are left alone.
+    pub fn drain(
+        &mut self,
+        mut each: impl FnMut(&Frame) -> Result<(), JournalError>,
+    ) -> Result<(), FollowError> {
+        let mut at = 0;
+        if self.primary_id.is_none() {
+            let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") else {
+                if self.buf.len() > MAX_GREETING {
+                    let l = String::from_utf8_lossy(&self.buf[..MAX_GREETING]).into_owned();
+                    return Err(FollowError::Unexpected(l));
+                }
+                return Ok(());
+            };
+            let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+            match line.strip_prefix("REPLICATING ") {
+                Some(id) => self.primary_id = Some(id.to_string()),
+                None if line == "UNKNOWN_COMMAND" => return Err(FollowError::NotSprout),
+                None if line == "NO_BINLOG" => return Err(FollowError::NoBinlog),
+                None => return Err(FollowError::Unexpected(line)),
+            }
+            at = end + 2;
+        }
+        let result = loop {
+            match frame::parse(&self.buf[at..]) {
+                Ok(Some((f, n))) => {
+                    if let Err(e) = each(&f) {
+                        break Err(FollowError::Journal(e));
+                    }
+                    match f {
+                        Frame::Record(_) => self.applied += 1,
+                        Frame::Heartbeat { wall, sent } => self.heard = Some((wall, sent)),
+                        _ => {}
+                    }
+                    at += n;
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(FollowError::Stream(e)),
+            }
+        };
+        self.buf.drain(..at);
+        result
+    }
+
+    /// `ACK <applied>\r\n` if more has been applied since the last one.
+    pub fn ack(&mut self, out: &mut Vec<u8>) {
+        if self.applied > self.acked {
+            self.acked = self.applied;
+            out.extend_from_slice(format!("ACK {}\r\n", self.applied).as_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binlog::record::{self, DiskState, JobRec};
+    use crate::replication::frame::Kind;
+
+    #[test]
+    fn greeting_then_frames_then_an_ack() {
+        let mut f = Follower::default();
+        let mut r = Vec::new();
+        let rec = JobRec {
+            id: 3,
+            pri: 1,
+            delay: 0,
+            ttr: 1,
+            body_size: 3,
+            created_at: 0,
+            deadline_at: 0,
+            counts: Default::default(),
+            state: DiskState::Ready,
+        };
+        record::encode_full(&mut r, b"t", &rec, b"x");
+        let mut bytes = b"REPLICATING abc\r\n".to_vec();
+        frame::push(&mut bytes, Kind::SnapshotBegin, &[]);
+        frame::push(&mut bytes, Kind::Record, &r);
+        frame::push_snapshot_end(&mut bytes, 4);
+        let mut seen = Vec::new();
+        // A byte at a time: nothing is applied twice or early.
+        for b in &bytes {
+            f.receive(&[*b]);
+            f.drain(|fr| {
+                seen.push(format!("{fr:?}").chars().take(14).collect::<String>());
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert_eq!(f.primary_id.as_deref(), Some("abc"));
+        assert_eq!(seen, ["SnapshotBegin", "Record(Record ", "SnapshotEnd { "]);
+        assert_eq!(f.buffered(), 0);
+        let mut out = Vec::new();
+        f.ack(&mut out);
+        f.ack(&mut out);
+        assert_eq!(out, b"ACK 1\r\n");
+    }
+
+    #[test]
+    fn answers_that_are_not_a_stream() {
+        for (line, want) in [
+            (&b"UNKNOWN_COMMAND\r\n"[..], FollowError::NotSprout),
+            (b"NO_BINLOG\r\n", FollowError::NoBinlog),
+            (
+                b"OUT_OF_MEMORY\r\n",
+                FollowError::Unexpected("OUT_OF_MEMORY".into()),
+            ),
+        ] {
+            let mut f = Follower::default();
+            f.receive(line);
+            assert_eq!(f.drain(|_| Ok(())), Err(want));
+        }
+        let mut f = Follower::default();
+        f.receive(&[b'x'; 300]);
+        assert!(matches!(
+            f.drain(|_| Ok(())),
+            Err(FollowError::Unexpected(_))
+        ));
+        // A journal that fails stops the stream at that frame.
+        let mut f = Follower::default();
+        let mut bytes = b"REPLICATING a\r\n".to_vec();
+        frame::push(&mut bytes, Kind::SnapshotBegin, &[]);
+        f.receive(&bytes);
+        assert_eq!(
+            f.drain(|_| Err(JournalError::NoSpace)),
+            Err(FollowError::Journal(JournalError::NoSpace))
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! The primary's side of one replica, without the socket: the frames
+//! waiting to be written (bounded), where its snapshot has got to, and the
+//! acknowledgements it sends back, the only thing read from it.
+
+use super::frame::{self, Kind};
+use crate::job::{NANOS_PER_SEC, Nanos};
+
+/// Frames waiting for one replica at most; past it the replica is dropped
+/// (it reconnects and resyncs), so a slow one cannot grow the primary.
+pub const MAX_BEHIND: usize = 64 << 20;
+/// Jobs a snapshot sends per turn of the loop, so that a million of them
+/// do not hold up other clients.
+pub const SNAPSHOT_JOBS_PER_TURN: usize = 2000;
+/// Time between heartbeats.
+pub const HEARTBEAT: Nanos = NANOS_PER_SEC;
+/// The longest line a replica may send (`ACK <u64>\r\n`, with room).
+const MAX_LINE: usize = 64;
+
+/// Why a replica's connection is dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeadError {
+    /// More than [`MAX_BEHIND`] bytes waiting for it.
+    TooFarBehind,
+    /// It sent something other than `ACK <n>` lines.
+    BadInput(String),
+}
+
+impl std::fmt::Display for LeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeadError::TooFarBehind => write!(
+                f,
+                "more than {} MiB of records wait for it; it will resync when it reconnects",
+                MAX_BEHIND >> 20
+            ),
+            LeadError::BadInput(l) => write!(f, "it sent {l:?}, not ACK <n>"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Downstream {
+    out: Vec<u8>,
+    /// Bytes of `out` already written.
+    written: usize,
+    /// The next job slot the snapshot sends; None once it has ended.
+    pub snapshot: Option<usize>,
+    /// Record frames queued for it, and those it says it has applied.
+    pub sent: u64,
+    pub acked: u64,
+    input: Vec<u8>,
+    next_heartbeat: Nanos,
+}
+
+impl Downstream {
+    /// A replica that has just asked to follow: `earlier` (replies to what
+    /// it sent before, not yet written), the answer, and the start of its
+    /// snapshot.
+    pub fn new(earlier: &[u8], instance_id: &str, now: Nanos) -> Downstream {
+        let mut out = earlier.to_vec();
+        out.extend_from_slice(format!("REPLICATING {instance_id}\r\n").as_bytes());
+        frame::push(&mut out, Kind::SnapshotBegin, &[]);
+        Downstream {
+            out,
+            written: 0,
+            snapshot: Some(0),
+            sent: 0,
+            acked: 0,
+            input: Vec::new(),
+            next_heartbeat: now + HEARTBEAT,
+        }
+    }
+
+    /// Queues record frames (`count` of them, already framed).
+    pub fn push_records(&mut self, frames: &[u8], count: u64) -> Result<(), LeadError> {
+        self.out.extend_from_slice(frames);
+        self.sent += count;
+        self.check()
+    }
+
+    /// Queues one record, framed here (a snapshot's).
+    pub fn push_record(&mut self, record: &[u8]) {
+        frame::push(&mut self.out, Kind::Record, record);
+        self.sent += 1;
+    }
+
+    pub fn end_snapshot(&mut self, next_id: u64) {
+        frame::push_snapshot_end(&mut self.out, next_id);
+        self.snapshot = None;
+    }
+
+    /// A heartbeat, if one is due.
+    pub fn heartbeat(&mut self, now: Nanos, wall: i64) {
+        if now >= self.next_heartbeat {
+            frame::push_heartbeat(&mut self.out, wall, self.sent);
+            self.next_heartbeat = now + HEARTBEAT;
+        }
+    }
+
+    pub fn check(&self) -> Result<(), LeadError> {
+        if self.out.len() - self.written > MAX_BEHIND {
+            return Err(LeadError::TooFarBehind);
+        }
+        Ok(())
+    }
+
+    pub fn unsent(&self) -> &[u8] {
+        &self.out[self.written..]
+    }
+
+    pub fn wrote(&mut self, n: usize) {
+        self.written += n;
+        // Moved down only when most of it is written, not on every write.
+        if self.written == self.out.len() {
+            self.out.clear();
+            self.written = 0;
+        } else if self.written > (1 << 20) && self.written * 2 > self.out.len() {
+            self.out.drain(..self.written);
+            self.written = 0;
+        }
+    }
+
+    /// What the replica sent: `ACK <n>` lines.
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<(), LeadError> {
+        self.input.extend_from_slice(bytes);
+        while let Some(end) = self.input.windows(2).position(|w| w == b"\r\n") {
+            let line = String::from_utf8_lossy(&self.input[..end]).into_owned();
+            let n = line
+                .strip_prefix("ACK ")
+                .and_then(|n| n.parse::<u64>().ok())
+                .filter(|&n| n <= self.sent)
+                .ok_or_else(|| LeadError::BadInput(line.clone()))?;
+            self.acked = self.acked.max(n);
+            self.input.drain(..end + 2);
+        }
+        if self.input.len() > MAX_LINE {
+            let l = String::from_utf8_lossy(&self.input[..MAX_LINE]).into_owned();
+            return Err(LeadError::BadInput(l));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acks_are_read_and_bounded() {
+        let mut d = Downstream::new(b"", "id", 0);
+        assert!(d.unsent().starts_with(b"REPLICATING id\r\n"));
+        d.push_record(b"r");
+        d.push_record(b"r");
+        d.receive(b"ACK 1\r\nAC").unwrap();
+        assert_eq!(d.acked, 1);
+        d.receive(b"K 2\r\n").unwrap();
+        assert_eq!(d.acked, 2);
+        // Past what was sent, or anything else, is an error.
+        assert!(d.receive(b"ACK 3\r\n").is_err());
+        let mut d = Downstream::new(b"", "id", 0);
+        assert!(d.receive(b"put 0 0 1 1\r\n").is_err());
+        let mut d = Downstream::new(b"", "id", 0);
+        assert!(d.receive(&[b'A'; 100]).is_err());
+    }
+
+    #[test]
+    fn a_replica_too_far_behind_is_dropped_and_writes_move_on() {
+        let mut d = Downstream::new(b"", "id", 0);
+        let n = d.unsent().len();
+        d.wrote(n);
+        assert!(d.unsent().is_empty());
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            d.push_records(&chunk, 1).unwrap();
+        }
+        assert_eq!(d.push_records(&chunk, 1), Err(LeadError::TooFarBehind));
+        d.wrote(3 << 20);
+        assert_eq!(d.unsent().len(), 62 << 20);
+        // Heartbeats come once a second.
+        d.heartbeat(HEARTBEAT, 5);
+        let len = d.unsent().len();
+        d.heartbeat(HEARTBEAT + 1, 5);
+        assert_eq!(d.unsent().len(), len);
+    }
+}
