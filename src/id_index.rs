@@ -20,8 +20,13 @@ pub struct IdIndex {
     window: VecDeque<JobKey>,
     /// Live ids in the window.
     in_window: usize,
-    /// Live ids below `base`.
+    /// Live ids outside the window: below `base` when they moved there,
+    /// but not only (a replica hears ids in any order, and a window
+    /// started afresh can begin below them).
     old: IdMap<JobKey>,
+    /// No id in `old` is larger (0 when it is empty): a new id above it
+    /// needs no look there, which is every put of a server.
+    old_max: u64,
 }
 
 impl IdIndex {
@@ -39,10 +44,16 @@ impl IdIndex {
     }
 
     pub fn get(&self, id: u64) -> Option<JobKey> {
-        match self.slot(id) {
-            Some(i) => Some(self.window[i]).filter(|&k| k != NONE),
-            None => self.old.get(&id).copied(),
+        match self.slot(id).map(|i| self.window[i]) {
+            Some(k) if k != NONE => Some(k),
+            _ if id <= self.old_max => self.old.get(&id).copied(),
+            _ => None,
         }
+    }
+
+    fn insert_old(&mut self, id: u64, key: JobKey) {
+        self.old.insert(id, key);
+        self.old_max = self.old_max.max(id);
     }
 
     pub fn contains(&self, id: u64) -> bool {
@@ -55,7 +66,12 @@ impl IdIndex {
             self.base = id;
         }
         if id < self.base {
-            self.old.insert(id, key);
+            self.insert_old(id, key);
+            return;
+        }
+        // An id may be in `old` only once: not in the window as well.
+        if id <= self.old_max && self.old.remove(&id).is_some() {
+            self.insert_old(id, key);
             return;
         }
         let gap = id - self.base;
@@ -77,13 +93,15 @@ impl IdIndex {
     }
 
     pub fn remove(&mut self, id: u64) -> Option<JobKey> {
-        let Some(i) = self.slot(id) else {
-            return self.old.remove(&id);
+        let in_window = self.slot(id).filter(|&i| self.window[i] != NONE);
+        let Some(i) = in_window else {
+            let key = self.old.remove(&id);
+            if self.old.is_empty() {
+                self.old_max = 0;
+            }
+            return key;
         };
         let key = std::mem::replace(&mut self.window[i], NONE);
-        if key == NONE {
-            return None;
-        }
         self.in_window -= 1;
         while self.window.front() == Some(&NONE) {
             self.window.pop_front();
@@ -109,7 +127,9 @@ impl IdIndex {
     fn spill(&mut self, n: usize) {
         for (k, key) in self.window.drain(..n).enumerate() {
             if key != NONE {
-                self.old.insert(self.base + k as u64, key);
+                let id = self.base + k as u64;
+                self.old.insert(id, key);
+                self.old_max = self.old_max.max(id);
                 self.in_window -= 1;
             }
         }
@@ -150,6 +170,43 @@ mod tests {
             self.0 ^= self.0 << 17;
             self.0
         }
+    }
+
+    #[test]
+    fn agrees_with_a_hash_map_when_ids_come_in_any_order() {
+        // A replica hears ids in whatever order its primary's records
+        // give them (the fuzz target found a window grown over an old id).
+        for seed in 1..40u64 {
+            let mut rng = Rng(seed * 0x2545_f491);
+            let mut idx = IdIndex::default();
+            let mut map: HashMap<u64, JobKey> = HashMap::new();
+            let span = [12, 3000, 100_000][seed as usize % 3];
+            for step in 0..5_000u32 {
+                let id = 1 + rng.next() % span;
+                match rng.next() % 3 {
+                    0 => {
+                        idx.insert(id, step);
+                        map.insert(id, step);
+                    }
+                    1 => assert_eq!(idx.remove(id), map.remove(&id), "seed {seed} step {step}"),
+                    _ => assert_eq!(
+                        idx.get(id),
+                        map.get(&id).copied(),
+                        "seed {seed} step {step}"
+                    ),
+                }
+                assert_eq!(idx.len(), map.len(), "seed {seed} step {step}");
+            }
+        }
+        let mut idx = IdIndex::default();
+        for (op, id) in [(1, 9), (1, 4), (0, 9), (1, 2), (1, 11)] {
+            if op == 1 {
+                idx.insert(id, id as JobKey);
+            } else {
+                idx.remove(id);
+            }
+        }
+        assert_eq!(idx.get(4), Some(4));
     }
 
     #[test]
