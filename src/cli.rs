@@ -75,6 +75,14 @@ pub struct Args {
     /// follow the primary at HOST:PORT as a read-only replica (needs -b)
     #[argh(option)]
     pub replica_of: Option<String>,
+
+    /// send a reply to a change only once N replicas have applied it
+    #[argh(option)]
+    pub sync_replicas: Option<usize>,
+
+    /// how long a reply waits for --sync-replicas, in ms (default 5000)
+    #[argh(option)]
+    pub sync_timeout: Option<u64>,
 }
 
 /// The help text, laid out as beanstalkd's `-h` (which operators and
@@ -110,13 +118,24 @@ Options beanstalkd does not have:
  --replica-of HOST:PORT  follow that sprout (run with -b) as a read-only
           replica: its binlog records are applied here and written to this
           server's own -b DIR; changes are answered DRAINING (doc/ha.md)
+ --sync-replicas N  (with -b) send the reply to a change only once N
+          replicas have applied it; with fewer than N in step, changes are
+          refused (put OUT_OF_MEMORY, others INTERNAL_ERROR); off by default
+ --sync-timeout MS  a reply waits at most MS ms for --sync-replicas, then
+          is never sent and its connection closes (default 5000)
 "
 }
 
 /// Flags that take a value.
 const VALUED: &[u8] = b"bflpuzs";
 /// Long options that take a value.
-const VALUED_LONG: &[&str] = &["--max-memory", "--http", "--replica-of"];
+const VALUED_LONG: &[&str] = &[
+    "--max-memory",
+    "--http",
+    "--replica-of",
+    "--sync-replicas",
+    "--sync-timeout",
+];
 
 /// Splits `-VFV` into `-V -F -V` and `-p11300` into `-p 11300`, and
 /// `--long=value` into `--long value`, stopping at the first argument that

@@ -440,6 +440,18 @@ impl Write for Stream {
     }
 }
 
+/// Replies held back, from `from` on, until the binlog has synced
+/// `written` records (-f0) and enough replicas have applied the first
+/// `tapped` records sent to replicas (--sync-replicas); `since` bounds
+/// the wait for replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub from: usize,
+    pub written: u64,
+    pub tapped: u64,
+    pub since: std::time::Instant,
+}
+
 /// A connection as the event loop keeps it.
 pub struct Conn {
     pub stream: Stream,
@@ -461,9 +473,9 @@ pub struct Conn {
     pub hung_up: bool,
     /// Close once the output is written (quit).
     pub closing: bool,
-    /// Output from this offset on waits until the binlog has synced this
-    /// many records (-f0).
-    pub held: Option<(usize, u64)>,
+    /// Output from an offset on waits for what made it durable: an fsync
+    /// (-f0), replicas (--sync-replicas), or both.
+    pub held: Option<Held>,
     /// The last flush stopped because the socket was full.
     pub blocked: bool,
     /// Registered for writable events. Only while blocked: otherwise every
@@ -517,7 +529,7 @@ impl Conn {
 
     /// Writes as much pending output as the socket takes.
     pub fn flush(&mut self) -> io::Result<()> {
-        let end = self.held.map_or(self.out.len(), |(from, _)| from);
+        let end = self.held.map_or(self.out.len(), |h| h.from);
         self.blocked = false;
         while self.sent < end {
             match self.stream.write(&self.out[self.sent..end]) {
@@ -540,8 +552,8 @@ impl Conn {
             // Keep `out` holding only unsent bytes: its length is what
             // back-pressure measures.
             self.out.drain(..self.sent);
-            if let Some((from, _)) = &mut self.held {
-                *from -= self.sent;
+            if let Some(h) = &mut self.held {
+                h.from -= self.sent;
             }
         }
         self.sent = 0;

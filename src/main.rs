@@ -90,6 +90,12 @@ fn main() {
         );
         exit(EXIT_USAGE);
     }
+    if args.sync_replicas.is_some_and(|n| n > 0) && args.binlog_dir.is_none() {
+        error!(
+            "--sync-replicas needs -b DIR: replicas follow the binlog, so a primary without one has nothing to send"
+        );
+        exit(EXIT_USAGE);
+    }
     let clock = Clock::start();
     let mut engine = Engine::new(
         max_job_size as u32,
@@ -144,11 +150,17 @@ fn main() {
             exit(EXIT_LISTEN);
         }
     };
+    let sync = args.sync_replicas.unwrap_or(0);
+    server.sync_replicas(
+        sync,
+        Duration::from_millis(args.sync_timeout.unwrap_or(5000)),
+    );
     let role = match &args.replica_of {
         Some(primary) => {
             server.follow(primary.clone());
             format!("; a read-only replica of {primary}")
         }
+        None if sync > 0 => format!("; replies to changes wait for {sync} replicas"),
         None => String::new(),
     };
     // The one line an operator reads at start (beanstalkd says nothing).

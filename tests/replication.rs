@@ -257,3 +257,88 @@ fn replicate_is_refused_without_a_binlog_and_unknown_to_beanstalkd() {
     }
     common::stop(s);
 }
+
+/// A primary that waits for one replica, and that replica, in step.
+fn synced_pair(timeout_ms: u64, pd: &TempDir, rd: &TempDir) -> (Server, Server, Client) {
+    let p = Server::start(&[
+        "-b",
+        pd.arg(),
+        "--sync-replicas",
+        "1",
+        "--sync-timeout",
+        &timeout_ms.to_string(),
+    ]);
+    let mut c = p.connect();
+    // With no replica in step a put is refused, and nothing is stored.
+    assert_eq!(
+        common::try_put(&mut c, 0, 0, 60, b"early"),
+        "OUT_OF_MEMORY\r\n"
+    );
+    assert_eq!(c.ask("delete 1\r\n"), b"INTERNAL_ERROR\r\n");
+    assert_eq!(c.stat("stats", "current-jobs-ready"), "0");
+    let r = replica_of(p.port, rd);
+    // Refused until the replica is in step; each refusal stores nothing,
+    // so trying again is safe.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match common::try_put(&mut c, 0, 0, 60, b"first").as_str() {
+            "OUT_OF_MEMORY\r\n" => {}
+            r if r.starts_with("INSERTED ") => break,
+            other => panic!("put: {other}"),
+        }
+        assert!(Instant::now() < deadline, "the replica never came in step");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (p, r, c)
+}
+
+#[test]
+fn with_sync_replicas_a_reply_means_the_replica_has_the_change() {
+    let (pd, rd) = (TempDir::new("repl-sync-p"), TempDir::new("repl-sync-r"));
+    let (p, r, mut c) = synced_pair(5000, &pd, &rd);
+    let mut rc = r.connect();
+    c.expect("watch default\r\n", "WATCHING 1\r\n");
+    for i in 0..50 {
+        let id = put(&mut c, i, 0, 60, format!("job {i}").as_bytes());
+        // At once, no waiting: the reply came after the replica had it.
+        let peek = String::from_utf8(rc.ask(format!("peek {id}\r\n"))).unwrap();
+        assert_eq!(
+            peek,
+            format!("FOUND {id} {}\r\njob {i}\r\n", format!("job {i}").len())
+        );
+        if i % 5 == 0 {
+            c.expect(format!("delete {id}\r\n"), "DELETED\r\n");
+            assert_eq!(rc.ask(format!("peek {id}\r\n")), b"NOT_FOUND\r\n");
+        }
+    }
+    let got = String::from_utf8(c.ask("reserve\r\n")).unwrap();
+    let id: u64 = got.split(' ').nth(1).unwrap().parse().unwrap();
+    c.expect(format!("bury {id} 3\r\n"), "BURIED\r\n");
+    assert_eq!(rc.stat(&format!("stats-job {id}"), "state"), "buried");
+    common::stop(r);
+    common::stop(p);
+}
+
+#[test]
+fn a_held_reply_waits_for_a_stopped_replica_and_is_never_sent_late() {
+    let (pd, rd) = (TempDir::new("repl-hold-p"), TempDir::new("repl-hold-r"));
+    let (p, r, mut c) = synced_pair(5000, &pd, &rd);
+    r.signal(libc::SIGSTOP);
+    c.send(b"put 0 0 60 4\r\nheld\r\n");
+    // No reply while the replica cannot have the job.
+    c.expect_silence(Duration::from_millis(300));
+    r.signal(libc::SIGCONT);
+    let reply = c.line();
+    assert!(reply.starts_with("INSERTED "), "{reply}");
+    common::stop(r);
+    common::stop(p);
+    // Past --sync-timeout the reply is never sent: the connection closes.
+    let (pd, rd) = (TempDir::new("repl-late-p"), TempDir::new("repl-late-r"));
+    let (p, r, mut c) = synced_pair(300, &pd, &rd);
+    r.signal(libc::SIGSTOP);
+    c.send(b"put 0 0 60 4\r\nlate\r\n");
+    c.expect_closed();
+    r.signal(libc::SIGCONT);
+    common::stop(r);
+    common::stop(p);
+}

@@ -144,6 +144,7 @@ pub struct Binlog {
     /// While replicas follow: every record written (but compaction's,
     /// which changes no job), framed for them, and how many.
     tap: Option<(Vec<u8>, u64)>,
+    tapped_total: u64,
     /// Compaction is writing: its records are not tapped.
     migrating: bool,
 }
@@ -226,6 +227,7 @@ impl Binlog {
             stats: JournalStats::default(),
             scratch: Vec::new(),
             tap: None,
+            tapped_total: 0,
             migrating: false,
             policy,
             syncer: None,
@@ -399,7 +401,7 @@ impl Binlog {
         self.written += 1;
         self.stats.records_written += 1;
         if !self.migrating {
-            Self::tapped(&mut self.tap, &self.scratch);
+            Self::tapped(&mut self.tap, &mut self.tapped_total, &self.scratch);
         }
         Ok(no)
     }
@@ -472,7 +474,7 @@ impl Binlog {
                     cur.off += SHORT;
                     self.written += 1;
                     self.stats.records_written += 1;
-                    Self::tapped(&mut self.tap, &buf);
+                    Self::tapped(&mut self.tap, &mut self.tapped_total, &buf);
                 }
                 Err(e) => warn!(
                     "binlog: cannot write the id record: {e}; if this persists, ids may be given out again after a restart; check the disk"

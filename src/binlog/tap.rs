@@ -8,11 +8,18 @@ use crate::replication::frame::{self, Kind};
 
 impl Binlog {
     /// A record was written: kept, framed, if replicas follow.
-    pub(super) fn tapped(tap: &mut Option<(Vec<u8>, u64)>, record: &[u8]) {
+    pub(super) fn tapped(tap: &mut Option<(Vec<u8>, u64)>, total: &mut u64, record: &[u8]) {
         if let Some((tap, count)) = tap {
             frame::push(tap, Kind::Record, record);
             *count += 1;
+            *total += 1;
         }
+    }
+
+    /// Records kept for replicas since start: the sequence replicas'
+    /// acknowledgements are measured in.
+    pub fn tapped_total(&self) -> u64 {
+        self.tapped_total
     }
 
     /// Starts (or stops) keeping the records written for replicas.

@@ -36,6 +36,10 @@ impl Engine {
             sink.out(c).extend_from_slice(b"DRAINING\r\n");
             return;
         }
+        if self.writes_refused {
+            sink.out(c).extend_from_slice(b"OUT_OF_MEMORY\r\n");
+            return;
+        }
         let tube = self.client(c).used;
         let ttr = ttr.max(1);
         let mut file = 0;
@@ -100,6 +104,14 @@ impl Engine {
     ) -> Outcome {
         if let Some(op) = cmd.op() {
             self.count(op);
+        }
+        let logged = matches!(
+            cmd,
+            Command::Delete(_) | Command::Bury { .. } | Command::Kick(_) | Command::KickJob(_)
+        ) || matches!(cmd, Command::Release { delay, .. } if *delay > 0);
+        if self.writes_refused && logged && !self.replica {
+            sink.out(c).extend_from_slice(b"INTERNAL_ERROR\r\n");
+            return Outcome::Done;
         }
         if self.replica && cmd.changes_the_queue() {
             // A replica's queue is its primary's: say so, in the word

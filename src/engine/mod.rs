@@ -188,6 +188,7 @@ pub struct Engine {
     /// During a replica's resync, the ids heard of since it began.
     resync: Option<std::collections::HashSet<u64>>,
     replication: ReplicationView,
+    writes_refused: bool,
 }
 
 /// What one job counts against `--max-memory`: its body and its share of
@@ -244,6 +245,7 @@ impl Engine {
             replica: false,
             resync: None,
             replication: ReplicationView::default(),
+            writes_refused: false,
         }
     }
 

@@ -68,6 +68,14 @@ impl Engine {
         self.replica
     }
 
+    /// `--sync-replicas`: while too few replicas are in step, changes that
+    /// would be logged are refused before they are made (a put with
+    /// OUT_OF_MEMORY, the rest with INTERNAL_ERROR: beanstalkd's replies
+    /// when it cannot store a change).
+    pub fn set_writes_refused(&mut self, on: bool) {
+        self.writes_refused = on;
+    }
+
     /// A snapshot begins: the ids heard of from now on are noted.
     pub fn begin_resync(&mut self) {
         self.resync = Some(HashSet::new());

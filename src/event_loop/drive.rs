@@ -179,13 +179,20 @@ impl Server {
         let written = self.binlog.as_ref().map_or(0, |b| b.written());
         let out_before = self.conns[c as usize].out.len();
         let flow = self.run_commands(c, fresh);
-        if self.hold_replies
+        if (self.hold_replies || self.sync_replicas > 0)
             && let Some(b) = &self.binlog
             && b.written() > written
             && let Some(conn) = self.conns.get_mut(c as usize)
         {
-            let from = conn.held.map_or(out_before, |(from, _)| from);
-            conn.held = Some((from, b.written()));
+            let (from, since) = conn
+                .held
+                .map_or((out_before, Instant::now()), |h| (h.from, h.since));
+            conn.held = Some(crate::conn::Held {
+                from,
+                written: b.written(),
+                tapped: b.tapped_total(),
+                since,
+            });
         }
         flow
     }

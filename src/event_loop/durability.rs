@@ -7,8 +7,8 @@ impl Server {
     /// waited for it.
     pub(super) fn synced(&mut self) {
         let Some(b) = &mut self.binlog else { return };
-        let synced = match b.sync_completed() {
-            Ok(synced) => synced,
+        match b.sync_completed() {
+            Ok(_) => {}
             Err(failed) if self.hold_replies => {
                 error!(
                     "binlog: {failed}; the replies that waited for it are not sent, as their changes may not be on disk: sprout stops (exit status {EXIT_SYNC_FAILED}) so that a restart recovers what the disk holds; check the disk (dmesg)"
@@ -21,13 +21,59 @@ impl Server {
                 self.rewrite_after(failed, failures);
                 return;
             }
-        };
+        }
+        self.release_held();
+    }
+
+    /// Sends the held replies whose changes are now durable: on disk
+    /// (-f0) and on enough replicas (--sync-replicas). One that waited for
+    /// replicas longer than --sync-timeout is never sent: its connection
+    /// closes, so the client knows the outcome is unknown rather than
+    /// taking it for done.
+    pub(super) fn release_held(&mut self) {
+        let Some(b) = &self.binlog else { return };
+        let synced = b.synced();
+        let replicated = self.replicated();
+        let now = Instant::now();
+        let mut expired = Vec::new();
         for (key, conn) in self.conns.iter_mut() {
-            if conn.held.is_some_and(|(_, seq)| seq <= synced) {
+            let Some(h) = conn.held else { continue };
+            let on_disk = !self.hold_replies || h.written <= synced;
+            let on_replicas = self.sync_replicas == 0 || h.tapped <= replicated;
+            if on_disk && on_replicas {
                 conn.held = None;
                 self.woken.push(key as ClientId);
+            } else if !on_replicas && now.duration_since(h.since) >= self.sync_timeout {
+                expired.push(key);
             }
         }
+        for key in expired {
+            warn!(
+                "connection {key}: {} replicas did not acknowledge its change within {} ms: the reply is not sent and the connection closed (the change is on this server, and may or may not be on a replica)",
+                self.sync_replicas,
+                self.sync_timeout.as_millis()
+            );
+            if let Some(conn) = self.conns.get_mut(key) {
+                // Nothing held may leak out as the connection closes.
+                let from = conn.held.map_or(conn.out.len(), |h| h.from);
+                conn.out.truncate(from);
+                conn.held = None;
+            }
+            self.close(key as ClientId);
+        }
+    }
+
+    /// The primary's tapped records that at least `sync_replicas`
+    /// replicas in step have applied (0 with fewer in step).
+    pub(super) fn replicated(&self) -> u64 {
+        let mut upto: Vec<u64> = (self.downstreams.iter())
+            .filter_map(|(_, dc)| dc.in_step_upto())
+            .collect();
+        if self.sync_replicas == 0 || upto.len() < self.sync_replicas {
+            return 0;
+        }
+        upto.sort_unstable_by(|a, b| b.cmp(a));
+        upto[self.sync_replicas - 1]
     }
 
     /// -f MS: the replies went out before the fsync, so what they promised

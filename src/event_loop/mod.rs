@@ -172,6 +172,10 @@ pub struct Server {
     downstreams: Slab<DownConn>,
     /// With `--replica-of`: the primary this server follows.
     upstream: Option<Upstream>,
+    /// `--sync-replicas N`: replies to changes wait until N replicas have
+    /// applied them, at most `sync_timeout`.
+    sync_replicas: usize,
+    sync_timeout: Duration,
 }
 
 impl Server {
@@ -216,6 +220,8 @@ impl Server {
             turns: Histogram::default(),
             downstreams: Slab::new(),
             upstream: None,
+            sync_replicas: 0,
+            sync_timeout: Duration::from_secs(5),
         };
         server.register_http()?;
         Ok(server)
@@ -223,6 +229,15 @@ impl Server {
 
     fn now(&self) -> Nanos {
         self.clock.now()
+    }
+
+    /// `--sync-replicas N --sync-timeout`: a reply to a change is sent once
+    /// N replicas have applied it; with fewer than N in step, changes are
+    /// refused.
+    pub fn sync_replicas(&mut self, n: usize, timeout: Duration) {
+        self.sync_replicas = n;
+        self.sync_timeout = timeout;
+        self.engine.set_writes_refused(n > 0);
     }
 
     /// Follows `primary` (HOST:PORT) as a replica: the engine refuses

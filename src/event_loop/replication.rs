@@ -38,6 +38,13 @@ pub struct DownConn {
     peer: Box<str>,
 }
 
+impl DownConn {
+    /// The primary's tapped records it has applied, once in step.
+    pub fn in_step_upto(&self) -> Option<u64> {
+        self.d.in_step_upto
+    }
+}
+
 /// What a replica shows of its primary (stats, metrics, the page).
 #[derive(Debug, Clone, Default)]
 pub struct UpstreamFigures {
@@ -173,11 +180,12 @@ impl Server {
         let now = self.now();
         let wall = wall_now();
         let tapped = self.binlog.as_mut().and_then(|b| b.take_tap());
+        let tapped_total = self.binlog.as_ref().map_or(0, |b| b.tapped_total());
         let mut dropped = Vec::new();
         let mut record = Vec::new();
         for (key, dc) in self.downstreams.iter_mut() {
             if let Some((frames, count)) = &tapped
-                && let Err(e) = dc.d.push_records(frames, *count)
+                && let Err(e) = dc.d.push_records(frames, *count, tapped_total)
             {
                 dropped.push((key, e));
                 continue;
@@ -195,7 +203,7 @@ impl Server {
                 );
                 match next {
                     Some(at) => dc.d.snapshot = Some(at),
-                    None => dc.d.end_snapshot(self.engine.next_id()),
+                    None => dc.d.end_snapshot(self.engine.next_id(), tapped_total),
                 }
             }
             dc.d.heartbeat(now, wall);
@@ -209,6 +217,9 @@ impl Server {
         let keys: Vec<usize> = self.downstreams.iter().map(|(k, _)| k).collect();
         for key in keys {
             self.write_downstream(key);
+        }
+        if self.sync_replicas > 0 {
+            self.release_held();
         }
     }
 
@@ -260,6 +271,9 @@ impl Server {
             }
         }
         self.write_downstream(key);
+        if self.sync_replicas > 0 {
+            self.release_held();
+        }
     }
 
     fn drop_downstream(&mut self, key: usize, why: &str) {
@@ -293,6 +307,14 @@ impl Server {
         };
         if *self.engine.replication_view() != v {
             self.engine.set_replication_view(v);
+        }
+        // --sync-replicas N: with fewer than N replicas in step a change
+        // could not be made durable, so it is refused before it is made.
+        if self.sync_replicas > 0 {
+            let in_step = (self.downstreams.iter())
+                .filter(|(_, dc)| dc.in_step_upto().is_some())
+                .count();
+            self.engine.set_writes_refused(in_step < self.sync_replicas);
         }
     }
 

@@ -50,6 +50,12 @@ pub struct Downstream {
     pub acked: u64,
     input: Vec<u8>,
     next_heartbeat: Nanos,
+    /// (record frames sent, records the primary had tapped by then), in
+    /// order: what an acknowledgement of n frames covers.
+    marks: std::collections::VecDeque<(u64, u64)>,
+    /// The primary's tapped records this replica has applied, counted
+    /// once its snapshot has ended (before, it is not in step).
+    pub in_step_upto: Option<u64>,
 }
 
 impl Downstream {
@@ -68,13 +74,24 @@ impl Downstream {
             acked: 0,
             input: Vec::new(),
             next_heartbeat: now + HEARTBEAT,
+            marks: std::collections::VecDeque::new(),
+            in_step_upto: None,
         }
     }
 
-    /// Queues record frames (`count` of them, already framed).
-    pub fn push_records(&mut self, frames: &[u8], count: u64) -> Result<(), LeadError> {
+    /// Queues record frames (`count` of them, already framed), which bring
+    /// the primary's tapped records to `tapped`.
+    pub fn push_records(
+        &mut self,
+        frames: &[u8],
+        count: u64,
+        tapped: u64,
+    ) -> Result<(), LeadError> {
         self.out.extend_from_slice(frames);
         self.sent += count;
+        if self.snapshot.is_none() {
+            self.marks.push_back((self.sent, tapped));
+        }
         self.check()
     }
 
@@ -84,9 +101,25 @@ impl Downstream {
         self.sent += 1;
     }
 
-    pub fn end_snapshot(&mut self, next_id: u64) {
+    /// The snapshot is complete: with it the replica holds every change
+    /// up to the primary's `tapped` records.
+    pub fn end_snapshot(&mut self, next_id: u64, tapped: u64) {
         frame::push_snapshot_end(&mut self.out, next_id);
         self.snapshot = None;
+        self.marks.push_back((self.sent, tapped));
+        // An empty snapshot is acknowledged already.
+        self.settle();
+    }
+
+    /// Moves `in_step_upto` to what the acknowledgements now cover.
+    fn settle(&mut self) {
+        while let Some(&(sent, tapped)) = self.marks.front() {
+            if sent > self.acked {
+                break;
+            }
+            self.in_step_upto = Some(tapped);
+            self.marks.pop_front();
+        }
     }
 
     /// A heartbeat, if one is due.
@@ -133,6 +166,7 @@ impl Downstream {
             self.acked = self.acked.max(n);
             self.input.drain(..end + 2);
         }
+        self.settle();
         if self.input.len() > MAX_LINE {
             let l = String::from_utf8_lossy(&self.input[..MAX_LINE]).into_owned();
             return Err(LeadError::BadInput(l));
@@ -164,6 +198,29 @@ mod tests {
     }
 
     #[test]
+    fn a_replica_is_in_step_once_its_snapshot_is_acknowledged() {
+        let mut d = Downstream::new(b"", "id", 0);
+        d.push_record(b"snap");
+        // Tapped while the snapshot runs: sent, but no mark of its own.
+        d.push_records(b"", 1, 7).unwrap();
+        d.end_snapshot(9, 7);
+        d.push_records(b"", 2, 9).unwrap();
+        d.receive(b"ACK 1\r\n").unwrap();
+        assert_eq!(d.in_step_upto, None);
+        // The snapshot's end: in step with the 7 tapped by then.
+        d.receive(b"ACK 2\r\n").unwrap();
+        assert_eq!(d.in_step_upto, Some(7));
+        d.receive(b"ACK 3\r\n").unwrap();
+        assert_eq!(d.in_step_upto, Some(7));
+        d.receive(b"ACK 4\r\n").unwrap();
+        assert_eq!(d.in_step_upto, Some(9));
+        // An empty snapshot is in step at once.
+        let mut e = Downstream::new(b"", "id", 0);
+        e.end_snapshot(1, 3);
+        assert_eq!(e.in_step_upto, Some(3));
+    }
+
+    #[test]
     fn a_replica_too_far_behind_is_dropped_and_writes_move_on() {
         let mut d = Downstream::new(b"", "id", 0);
         let n = d.unsent().len();
@@ -171,9 +228,9 @@ mod tests {
         assert!(d.unsent().is_empty());
         let chunk = vec![0u8; 1 << 20];
         for _ in 0..64 {
-            d.push_records(&chunk, 1).unwrap();
+            d.push_records(&chunk, 1, 0).unwrap();
         }
-        assert_eq!(d.push_records(&chunk, 1), Err(LeadError::TooFarBehind));
+        assert_eq!(d.push_records(&chunk, 1, 0), Err(LeadError::TooFarBehind));
         d.wrote(3 << 20);
         assert_eq!(d.unsent().len(), 62 << 20);
         // Heartbeats come once a second.
