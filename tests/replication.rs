@@ -342,3 +342,61 @@ fn a_held_reply_waits_for_a_stopped_replica_and_is_never_sent_late() {
     common::stop(r);
     common::stop(p);
 }
+
+/// GET `path` from the HTTP port: (status, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+#[test]
+fn a_replica_says_so_in_readyz_metrics_and_the_page() {
+    let (pd, rd) = (TempDir::new("repl-web-p"), TempDir::new("repl-web-r"));
+    let p = Server::start(&["-b", pd.arg()]);
+    let primary = format!("127.0.0.1:{}", p.port);
+    let (r, h) = Server::start_http(&["-b", rd.arg(), "--replica-of", &primary], |_| {});
+    let mut rc = r.connect();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while rc.stat("stats", "replica-following") != "true" {
+        assert!(Instant::now() < deadline, "never following");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(http_get(h, "/readyz"), (503, "replica\n".to_string()));
+    let (_, metrics) = http_get(h, "/metrics");
+    for line in [
+        "sprout_replica 1",
+        "sprout_replica_following 1",
+        "sprout_replicas 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} not in /metrics");
+    }
+    let (_, json) = http_get(h, "/status.json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["server"]["role"], "replica");
+    assert_eq!(v["server"]["primary"], primary.as_str());
+    assert_eq!(v["server"]["following"], true);
+    let (_, page) = http_get(h, "/");
+    assert!(page.contains(&format!("replica of {primary}")), "{page}");
+    // The primary counts its replica.
+    let mut c = p.connect();
+    assert_eq!(c.stat("stats", "replicas"), "1");
+    common::stop(r);
+    common::stop(p);
+}

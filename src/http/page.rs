@@ -30,6 +30,23 @@ fn esc(v: &str) -> String {
 const WINDOW: &str = "1 min";
 const _: () = assert!(RATE_WINDOW_SECS == 60, "WINDOW says 1 min");
 
+/// "primary, 2 replicas" or "replica of host:11300, lag 0.004 s" (or
+/// "not connected"). status.js writes the same from /status.json.
+pub fn role(r: &crate::engine::ReplicationView, now: crate::job::Nanos) -> String {
+    match &r.primary {
+        None => format!(
+            "primary, {} replica{}",
+            r.replicas,
+            if r.replicas == 1 { "" } else { "s" }
+        ),
+        Some(p) if !r.following => format!("replica of {p}, not connected"),
+        Some(p) => match r.lag_seconds(now) {
+            Some(lag) => format!("replica of {p}, lag {lag:.3} s"),
+            None => format!("replica of {p}"),
+        },
+    }
+}
+
 /// A client as the page names it: its address, and for a unix-socket
 /// client its process and user (`unix, pid 4242, alice`). status.js
 /// writes the same.
@@ -171,6 +188,7 @@ pub fn page(live: &Live, filter: &Filter) -> Vec<u8> {
          <div><dt>delete/s <span class=\"dim\">last {w}</span></dt><dd id=\"rate-delete\">{:.1}</dd></div>\
          <div><dt>puts <span class=\"dim\">since start</span></dt><dd id=\"total-jobs\">{}</dd></div>\
          <div><dt>draining</dt><dd id=\"draining\">{}</dd></div>\
+         <div><dt>role</dt><dd id=\"role\">{}</dd></div>\
          </dl></section>",
         human(e.uptime(live.now)),
         n.ready,
@@ -184,6 +202,7 @@ pub fn page(live: &Live, filter: &Filter) -> Vec<u8> {
         s.rates[2],
         n.total_jobs,
         if e.is_draining() { "yes" } else { "no" },
+        esc(&role(e.replication_view(), live.now)),
         w = WINDOW,
     );
     chart_section(&mut o, filter);

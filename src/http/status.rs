@@ -259,6 +259,26 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
         s.rates[1],
         s.rates[2],
     );
+    // Replication, after the server's figures (doc/ha.md).
+    let r = e.replication_view();
+    o.truncate(o.len() - 1);
+    match &r.primary {
+        None => {
+            let _ = write!(o, ",\"role\":\"primary\",\"replicas\":{}}}", r.replicas);
+        }
+        Some(p) => {
+            o.push_str(",\"role\":\"replica\",\"primary\":");
+            push_json(&mut o, p);
+            let lag = r
+                .lag_seconds(live.now)
+                .map_or("null".to_string(), |l| format!("{l:.3}"));
+            let _ = write!(
+                o,
+                ",\"following\":{},\"lag\":{lag},\"replicas\":{}}}",
+                r.following, r.replicas
+            );
+        }
+    }
     o.push_str(",\"filter\":");
     match &filter.tube {
         Some(t) => push_json(&mut o, t),

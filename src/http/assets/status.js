@@ -109,6 +109,12 @@
     set("rate-delete", v.rates.delete.toFixed(1));
     set("total-jobs", v.total_jobs);
     set("draining", v.draining ? "yes" : "no");
+    // As page.rs's role().
+    set("role", v.role === "primary"
+      ? "primary, " + v.replicas + " replica" + (v.replicas === 1 ? "" : "s")
+      : !v.following ? "replica of " + v.primary + ", not connected"
+      : v.lag === null ? "replica of " + v.primary
+      : "replica of " + v.primary + ", lag " + v.lag.toFixed(3) + " s");
     fill("tubes", s.tubes, [
       [function (t) { return t.name; }],
       [function (t) { return t.ready; }],
