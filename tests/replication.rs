@@ -400,3 +400,40 @@ fn a_replica_says_so_in_readyz_metrics_and_the_page() {
     common::stop(r);
     common::stop(p);
 }
+
+#[test]
+fn a_replica_under_f0_acknowledges_only_what_it_has_fsynced() {
+    let (pd, rd) = (TempDir::new("repl-f0-p"), TempDir::new("repl-f0-r"));
+    let shim = TempDir::new("repl-f0-shim");
+    let so = common::build_shim("held_fsync", &shim);
+    let flag = shim.0.join("hold");
+    let p = Server::start(&["-b", pd.arg(), "--sync-replicas", "1"]);
+    let primary = format!("127.0.0.1:{}", p.port);
+    let r = Server::start_with(
+        common::sprout_bin(),
+        &["-b", rd.arg(), "-f0", "--replica-of", &primary],
+        |cmd| {
+            cmd.env("LD_PRELOAD", &so).env("HELD_FSYNC_FLAG", &flag);
+        },
+    );
+    let mut c = p.connect();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match common::try_put(&mut c, 0, 0, 60, b"first").as_str() {
+            "OUT_OF_MEMORY\r\n" => {}
+            r if r.starts_with("INSERTED ") => break,
+            other => panic!("put: {other}"),
+        }
+        assert!(Instant::now() < deadline, "the replica never came in step");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The replica's disk holds its fsync: the primary's reply waits.
+    std::fs::write(&flag, b"").unwrap();
+    c.send(b"put 0 0 60 4\r\nheld\r\n");
+    c.expect_silence(Duration::from_millis(300));
+    std::fs::remove_file(&flag).unwrap();
+    let reply = c.line();
+    assert!(reply.starts_with("INSERTED "), "{reply}");
+    common::stop(r);
+    common::stop(p);
+}

@@ -23,6 +23,7 @@ impl Server {
             }
         }
         self.release_held();
+        self.ack_synced();
     }
 
     /// Sends the held replies whose changes are now durable: on disk

@@ -64,6 +64,9 @@ pub struct UpstreamFigures {
 
 pub struct Upstream {
     link: Option<(TcpStream, Follower)>,
+    /// Under -f0: (records applied, binlog records written then), not yet
+    /// acknowledged because not yet fsynced.
+    unsynced: std::collections::VecDeque<(u64, u64)>,
     /// Connected, and the hello written.
     greeted: bool,
     out: Vec<u8>,
@@ -76,6 +79,7 @@ impl Upstream {
     pub fn new(primary: String) -> Upstream {
         Upstream {
             link: None,
+            unsynced: std::collections::VecDeque::new(),
             greeted: false,
             out: Vec::new(),
             retry_at: Instant::now(),
@@ -318,6 +322,31 @@ impl Server {
         }
     }
 
+    /// Under -f0 on a replica: acknowledges what an fsync has made
+    /// durable.
+    pub(super) fn ack_synced(&mut self) {
+        let Some(b) = &self.binlog else { return };
+        let synced = b.synced();
+        let Some(up) = &mut self.upstream else { return };
+        let Some((stream, follower)) = &mut up.link else {
+            return;
+        };
+        let mut upto = None;
+        while let Some(&(n, written)) = up.unsynced.front() {
+            if written > synced {
+                break;
+            }
+            upto = Some(n);
+            up.unsynced.pop_front();
+        }
+        if let Some(n) = upto {
+            follower.ack_upto(n, &mut up.out);
+            if let Err(e) = write_out(stream, &mut up.out) {
+                self.upstream_ended(&e);
+            }
+        }
+    }
+
     /// Each turn, on a replica: connect when due.
     pub(super) fn tend_upstream(&mut self) {
         let Some(up) = &mut self.upstream else { return };
@@ -349,6 +378,7 @@ impl Server {
                 up.link = Some((s, Follower::default()));
                 up.greeted = false;
                 up.out.clear();
+                up.unsynced.clear();
             }
             Err(e) => {
                 debug!("cannot connect to the primary {addr}: {e}");
@@ -458,20 +488,18 @@ impl Server {
             up.backoff = RETRY_FIRST;
             info!("following the primary {}", figures.primary);
         }
-        follower.ack(&mut up.out);
-        while !up.out.is_empty() {
-            match stream.write(&up.out) {
-                Ok(0) => break,
-                Ok(n) => {
-                    up.out.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    ended.get_or_insert(format!("writing failed: {e}"));
-                    break;
-                }
+        if self.hold_replies {
+            // -f0 here: acknowledged once this server's fsync has them.
+            if let Some(b) = &self.binlog
+                && follower.applied > up.unsynced.back().map_or(0, |&(n, _)| n)
+            {
+                up.unsynced.push_back((follower.applied, b.written()));
             }
+        } else {
+            follower.ack(&mut up.out);
+        }
+        if let Err(e) = write_out(stream, &mut up.out) {
+            ended.get_or_insert(e);
         }
         if let Err(e) = drained {
             let e: FollowError = e;
@@ -481,4 +509,20 @@ impl Server {
             self.upstream_ended(&why);
         }
     }
+}
+
+/// Writes what waits for the primary, as far as the socket takes it.
+fn write_out(stream: &mut TcpStream, out: &mut Vec<u8>) -> Result<(), String> {
+    while !out.is_empty() {
+        match stream.write(out) {
+            Ok(0) => return Err("it stopped reading".to_string()),
+            Ok(n) => {
+                out.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("writing failed: {e}")),
+        }
+    }
+    Ok(())
 }

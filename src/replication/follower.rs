@@ -118,9 +118,16 @@ impl Follower {
 
     /// `ACK <applied>\r\n` if more has been applied since the last one.
     pub fn ack(&mut self, out: &mut Vec<u8>) {
-        if self.applied > self.acked {
-            self.acked = self.applied;
-            out.extend_from_slice(format!("ACK {}\r\n", self.applied).as_bytes());
+        self.ack_upto(self.applied, out);
+    }
+
+    /// `ACK <n>\r\n` for the first `n` records applied (a replica under
+    /// -f0 acknowledges only what its fsync has made durable).
+    pub fn ack_upto(&mut self, n: u64, out: &mut Vec<u8>) {
+        let n = n.min(self.applied);
+        if n > self.acked {
+            self.acked = n;
+            out.extend_from_slice(format!("ACK {n}\r\n").as_bytes());
         }
     }
 }
