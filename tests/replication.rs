@@ -437,3 +437,55 @@ fn a_replica_under_f0_acknowledges_only_what_it_has_fsynced() {
     common::stop(r);
     common::stop(p);
 }
+
+#[test]
+fn sproutctl_puts_on_the_primary_whichever_server_it_tries_first() {
+    let (pd, rd) = (TempDir::new("repl-ctl-p"), TempDir::new("repl-ctl-r"));
+    let p = Server::start(&["-b", pd.arg()]);
+    let r = replica_of(p.port, &rd);
+    let mut rc = r.connect();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while rc.stat("stats", "replica-following") != "true" {
+        assert!(Instant::now() < deadline, "never following");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (primary, replica) = (
+        format!("127.0.0.1:{}", p.port),
+        format!("127.0.0.1:{}", r.port),
+    );
+    // Both orders: sproutctl starts at a server its pid picks, so each
+    // list is run several times.
+    for list in [
+        format!("{replica},{primary}"),
+        format!("{primary},{replica}"),
+    ] {
+        for _ in 0..3 {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_sproutctl"))
+                .args(["put", "--tube", "ctl", "hello"])
+                .env("SPROUT_SERVERS", &list)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let mut c = p.connect();
+    assert_eq!(c.stat("stats-tube ctl", "current-jobs-ready"), "6");
+    // Only the replica: refused, nothing stored, exit 69 (unavailable).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sproutctl"))
+        .args(["--server", &replica, "put", "--tube", "ctl", "hello"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(69));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("takes no changes now"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(c.stat("stats-tube ctl", "current-jobs-ready"), "6");
+    common::stop(r);
+    common::stop(p);
+}

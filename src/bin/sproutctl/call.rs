@@ -113,16 +113,20 @@ pub fn run(ctx: &Ctx, a: CallArgs) -> i32 {
         .map_or(0, |d| d.subsec_nanos());
     let reply_tube = format!("sproutctl.reply.{}.{nanos}", std::process::id());
     let mut servers = Servers::new(&ctx.servers);
-    let mut c = match servers.connect_next() {
-        Ok(c) => c,
-        Err(e) => return exit::report(&e),
-    };
     let started = Instant::now();
-    let result = (|| {
+    // A server that refuses changes (a replica) is passed over: the reply
+    // comes on the connection that took the request.
+    let sent = servers.put_somewhere(|c| {
         c.watch(&reply_tube)?;
         c.ignore("default")?;
         c.use_tube(&a.tube)?;
-        let id = c.put(a.pri, 0, a.ttr, &request(&reply_tube, &body))?;
+        c.put(a.pri, 0, a.ttr, &request(&reply_tube, &body))
+    });
+    let (id, mut c) = match sent {
+        Ok(v) => v,
+        Err(e) => return exit::report(&e),
+    };
+    let result = (|| {
         loop {
             let wait = if a.timeout == 0 {
                 60

@@ -13,6 +13,10 @@ pub enum Error {
     Connect { addr: String, source: io::Error },
     /// The connection failed or closed mid-command.
     Lost { addr: String, source: io::Error },
+    /// The server takes no changes now (`DRAINING`: a read-only replica,
+    /// or a server in drain mode); nothing was stored, so another server
+    /// may be tried.
+    Refused { addr: String, command: String },
     /// A reply this client does not expect for the command.
     Reply {
         addr: String,
@@ -33,6 +37,10 @@ impl fmt::Display for Error {
                 f,
                 "lost the connection to {addr}: {} (did the server stop?)",
                 describe(source)
+            ),
+            Error::Refused { addr, command } => write!(
+                f,
+                "{addr} takes no changes now (DRAINING to {command}): a read-only replica, or draining"
             ),
             Error::Reply {
                 addr,
@@ -117,6 +125,13 @@ impl Conn {
         Error::Lost {
             addr: self.addr.clone(),
             source,
+        }
+    }
+
+    fn refused(&self, command: &[u8]) -> Error {
+        Error::Refused {
+            addr: self.addr.clone(),
+            command: String::from_utf8_lossy(command).trim_end().to_string(),
         }
     }
 
@@ -245,6 +260,7 @@ impl Conn {
         let reply = self.ask(cmd.as_bytes(), Some(body))?;
         match reply.strip_prefix("INSERTED ").map(str::parse) {
             Some(Ok(id)) => Ok(id),
+            _ if reply == "DRAINING" => Err(self.refused(cmd.as_bytes())),
             _ => Err(self.unexpected(cmd.as_bytes(), &reply)),
         }
     }
@@ -255,6 +271,7 @@ impl Conn {
         match reply.as_str() {
             "TIMED_OUT" => Ok(Reserved::TimedOut),
             "DEADLINE_SOON" => Ok(Reserved::DeadlineSoon),
+            "DRAINING" => Err(self.refused(cmd.as_bytes())),
             _ => Ok(Reserved::Job(self.job(
                 cmd.as_bytes(),
                 &reply,

@@ -27,7 +27,7 @@ pub fn report(e: &Error) -> i32 {
 
 pub fn status(e: &Error) -> i32 {
     match e {
-        Error::Connect { .. } | Error::Lost { .. } => UNAVAILABLE,
+        Error::Connect { .. } | Error::Lost { .. } | Error::Refused { .. } => UNAVAILABLE,
         Error::Reply { .. } => FAILED,
     }
 }

@@ -2,7 +2,9 @@
 //! taking them in turn from a start that differs per process, and move on
 //! to the next only when one cannot be reached: once a put is sent, a
 //! lost connection is reported rather than retried elsewhere, since the
-//! job may be in (a job is never sent twice).
+//! job may be in (a job is never sent twice). A server that answers a put
+//! with DRAINING stored nothing (a replica, or draining), so the next is
+//! tried: `SPROUT_SERVERS` may list every node of a cluster.
 
 use crate::client::{Conn, Error};
 
@@ -35,6 +37,29 @@ impl Servers {
                     }
                     last = Some(e);
                 }
+            }
+        }
+        Err(last.expect("at least one server"))
+    }
+
+    /// Runs `send` (a put, after whatever it needs) on the next server that
+    /// answers; on one that refuses changes, tries the next, each once.
+    pub fn put_somewhere<T>(
+        &mut self,
+        mut send: impl FnMut(&mut Conn) -> Result<T, Error>,
+    ) -> Result<(T, Conn), Error> {
+        let mut last = None;
+        for _ in 0..self.list.len() {
+            let mut c = self.connect_next()?;
+            match send(&mut c) {
+                Ok(v) => return Ok((v, c)),
+                Err(e @ Error::Refused { .. }) => {
+                    if self.list.len() > 1 {
+                        eprintln!("sproutctl: {e}; trying the next server");
+                    }
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
             }
         }
         Err(last.expect("at least one server"))

@@ -48,10 +48,12 @@ pub fn put(ctx: &Ctx, a: PutArgs) -> i32 {
         Ok(b) => b,
         Err(status) => return status,
     };
-    let result = servers.connect_next().and_then(|mut c| {
-        c.use_tube(&a.tube)?;
-        Ok((c.put(a.pri, a.delay, a.ttr, &body)?, c.addr))
-    });
+    let result = servers
+        .put_somewhere(|c| {
+            c.use_tube(&a.tube)?;
+            c.put(a.pri, a.delay, a.ttr, &body)
+        })
+        .map(|(id, c)| (id, c.addr));
     match result {
         Ok((id, addr)) if ctx.json => {
             print(&format!("{{\"id\":{id},\"server\":{}}}\n", json_str(&addr)));
