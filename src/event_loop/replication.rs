@@ -194,7 +194,7 @@ impl Server {
                 dropped.push((key, e));
                 continue;
             }
-            if let Some(from) = dc.d.snapshot {
+            if let Some(from) = dc.d.snapshot.filter(|_| dc.d.snapshot_wants_more()) {
                 let d = &mut dc.d;
                 let next = (self.engine).snapshot_slice(
                     from,
@@ -227,12 +227,11 @@ impl Server {
         }
     }
 
-    /// Whether a replica's snapshot is still being sent (the loop then
-    /// does not sleep).
+    /// Whether a replica's snapshot has a slice to send now (the loop then
+    /// does not sleep; one waiting for its replica to read wakes on the
+    /// socket's writable event).
     pub(super) fn snapshotting(&self) -> bool {
-        self.downstreams
-            .iter()
-            .any(|(_, dc)| dc.d.snapshot.is_some())
+        (self.downstreams.iter()).any(|(_, dc)| dc.d.snapshot_wants_more())
     }
 
     fn write_downstream(&mut self, key: usize) {

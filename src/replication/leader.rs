@@ -11,6 +11,9 @@ pub const MAX_BEHIND: usize = 64 << 20;
 /// Jobs a snapshot sends per turn of the loop, so that a million of them
 /// do not hold up other clients.
 pub const SNAPSHOT_JOBS_PER_TURN: usize = 2000;
+/// A snapshot moves on only while less than this waits for its replica:
+/// it goes at the replica's pace, never near [`MAX_BEHIND`].
+pub const SNAPSHOT_AHEAD: usize = 4 << 20;
 /// Time between heartbeats.
 pub const HEARTBEAT: Nanos = NANOS_PER_SEC;
 /// The longest line a replica may send (`ACK <u64>\r\n`, with room).
@@ -135,6 +138,11 @@ impl Downstream {
             return Err(LeadError::TooFarBehind);
         }
         Ok(())
+    }
+
+    /// A snapshot slice may be added now.
+    pub fn snapshot_wants_more(&self) -> bool {
+        self.snapshot.is_some() && self.out.len() - self.written < SNAPSHOT_AHEAD
     }
 
     pub fn unsent(&self) -> &[u8] {
