@@ -21,11 +21,17 @@ use common::{Client, Server, TempDir, put};
 fn jobs(c: &mut Client, upto: u64) -> BTreeMap<u64, (String, String, String, String)> {
     let mut out = BTreeMap::new();
     for id in 1..=upto {
+        // One ask: a replica may drop the job between two.
         let reply = String::from_utf8(c.ask(format!("stats-job {id}\r\n"))).unwrap();
         if reply == "NOT_FOUND\r\n" {
             continue;
         }
-        let s = c.yaml(&format!("stats-job {id}"));
+        assert!(reply.starts_with("OK "), "stats-job {id}: {reply}");
+        let s: std::collections::HashMap<String, String> = (reply.lines())
+            .skip(2)
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .collect();
         let body = String::from_utf8(c.ask(format!("peek {id}\r\n"))).unwrap();
         let state = match s["state"].as_str() {
             "reserved" => "ready".to_string(),
