@@ -72,6 +72,9 @@ pub struct Upstream {
     out: Vec<u8>,
     retry_at: Instant,
     backoff: Duration,
+    /// Said (once) that the primary cannot be reached; again after it has
+    /// been followed.
+    warned: bool,
     pub figures: UpstreamFigures,
 }
 
@@ -84,6 +87,7 @@ impl Upstream {
             out: Vec::new(),
             retry_at: Instant::now(),
             backoff: RETRY_FIRST,
+            warned: false,
             figures: UpstreamFigures {
                 primary,
                 ..Default::default()
@@ -379,10 +383,7 @@ impl Server {
                 up.out.clear();
                 up.unsynced.clear();
             }
-            Err(e) => {
-                debug!("cannot connect to the primary {addr}: {e}");
-                self.upstream_failed()
-            }
+            Err(e) => self.upstream_ended(&format!("cannot connect to {addr}: {e}")),
         }
     }
 
@@ -397,8 +398,10 @@ impl Server {
     }
 
     fn upstream_ended(&mut self, why: &str) {
-        if let Some(up) = &self.upstream {
-            let level = if up.figures.connected {
+        if let Some(up) = &mut self.upstream {
+            // A lost primary is said each time; one never reached, once
+            // (then every retry at debug level).
+            let level = if up.figures.connected || !std::mem::replace(&mut up.warned, true) {
                 log::Level::Warn
             } else {
                 log::Level::Debug
@@ -485,6 +488,7 @@ impl Server {
             figures.connected = true;
             figures.synced = false;
             up.backoff = RETRY_FIRST;
+            up.warned = false;
             info!("following the primary {}", figures.primary);
         }
         if self.hold_replies {
