@@ -495,3 +495,119 @@ fn sproutctl_puts_on_the_primary_whichever_server_it_tries_first() {
     common::stop(r);
     common::stop(p);
 }
+
+/// What producers and workers were told before the primary died.
+#[derive(Default)]
+struct Told {
+    /// Puts answered INSERTED: id and body.
+    inserted: Vec<(u64, String)>,
+    /// Deletes answered DELETED.
+    deleted: Vec<u64>,
+}
+
+/// One line of reply, or None once the connection is gone.
+fn reply_line(r: &mut std::io::BufReader<TcpStream>) -> Option<String> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    match r.read_line(&mut line) {
+        Ok(n) if n > 0 && line.ends_with("\r\n") => Some(line.trim_end().to_string()),
+        _ => None,
+    }
+}
+
+#[test]
+fn with_sync_replicas_kill_9_of_the_primary_loses_no_acknowledged_change() {
+    let (pd, rd) = (TempDir::new("repl-kill-p"), TempDir::new("repl-kill-r"));
+    let (mut p, r, _c) = synced_pair(5000, &pd, &rd);
+    let told = Arc::new(Mutex::new(Told::default()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for t in 0..3 {
+        let (told, stop, port) = (told.clone(), stop.clone(), p.port);
+        threads.push(std::thread::spawn(move || {
+            let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut w = s.try_clone().unwrap();
+            let mut rd = std::io::BufReader::new(s);
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = format!("p{t}-{n}");
+                n += 1;
+                if write!(w, "put 0 0 60 {}\r\n{body}\r\n", body.len()).is_err() {
+                    return;
+                }
+                match reply_line(&mut rd) {
+                    Some(l) if l.starts_with("INSERTED ") => {
+                        let id = l[9..].parse().unwrap();
+                        told.lock().unwrap().inserted.push((id, body));
+                    }
+                    Some(l) => panic!("put: {l}"),
+                    None => return,
+                }
+            }
+        }));
+    }
+    for _ in 0..2 {
+        let (told, stop, port) = (told.clone(), stop.clone(), p.port);
+        threads.push(std::thread::spawn(move || {
+            let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut w = s.try_clone().unwrap();
+            let mut rd = std::io::BufReader::new(s);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if w.write_all(b"reserve-with-timeout 1\r\n").is_err() {
+                    return;
+                }
+                let Some(l) = reply_line(&mut rd) else { return };
+                if l == "TIMED_OUT" {
+                    continue;
+                }
+                let id: u64 = l.split(' ').nth(1).unwrap().parse().unwrap();
+                if reply_line(&mut rd).is_none() || write!(w, "delete {id}\r\n").is_err() {
+                    return;
+                }
+                match reply_line(&mut rd) {
+                    Some(l) if l == "DELETED" => told.lock().unwrap().deleted.push(id),
+                    Some(l) => panic!("delete: {l}"),
+                    None => return,
+                }
+            }
+        }));
+    }
+    // Mid-load, with changes in flight.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while told.lock().unwrap().inserted.len() < 300 {
+        assert!(Instant::now() < deadline, "the load never got going");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    p.signal(libc::SIGKILL);
+    assert!(p.wait_exit(Duration::from_secs(5)).is_some());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("a load thread failed");
+    }
+    let told = told.lock().unwrap();
+    let deleted: std::collections::HashSet<u64> = told.deleted.iter().copied().collect();
+    let upto = told.inserted.iter().map(|(id, _)| *id).max().unwrap_or(0) + 10;
+    let mut rc = r.connect();
+    let held = jobs(&mut rc, upto);
+    let mut lost = 0;
+    for (id, body) in &told.inserted {
+        if deleted.contains(id) {
+            continue;
+        }
+        match held.get(id) {
+            Some((_, _, _, peek)) if peek.ends_with(&format!("\r\n{body}\r\n")) => {}
+            _ => lost += 1,
+        }
+    }
+    let back = deleted.iter().filter(|id| held.contains_key(id)).count();
+    println!(
+        "acknowledged puts {}, deletes {}; on the replica: {} jobs; lost {lost}; deleted but back {back}",
+        told.inserted.len(),
+        told.deleted.len(),
+        held.len()
+    );
+    assert_eq!((lost, back), (0, 0));
+    common::stop(r);
+}
