@@ -253,6 +253,22 @@ fn replicate_is_refused_without_a_binlog_and_unknown_to_beanstalkd() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // At most 8 replicas at once: a 9th is told OUT_OF_MEMORY and closed,
+    // so streams cannot hold more than 8 times their bound.
+    let dir = TempDir::new("repl-many");
+    let p = Server::start(&["-b", dir.arg()]);
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let mut c = p.connect();
+        c.send(b"sprout-replicate\r\n");
+        assert!(c.line().starts_with("REPLICATING "));
+        held.push(c);
+    }
+    let mut ninth = p.connect();
+    assert_eq!(ninth.ask("sprout-replicate\r\n"), b"OUT_OF_MEMORY\r\n");
+    ninth.expect_closed();
+    drop(held);
+    common::stop(p);
     if let Some(bs) = std::env::var_os("SPROUT_REFERENCE_BEANSTALKD") {
         let b = Server::start_bin(bs.to_str().unwrap(), &[]);
         assert_eq!(

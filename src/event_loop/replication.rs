@@ -19,7 +19,7 @@ use mio::net::TcpStream;
 use crate::binlog::Binlog;
 use crate::replication::follower::{FollowError, Follower, HELLO};
 use crate::replication::frame::Frame;
-use crate::replication::leader::{Downstream, LeadError, SNAPSHOT_JOBS_PER_TURN};
+use crate::replication::leader::{Downstream, LeadError, MAX_REPLICAS, SNAPSHOT_JOBS_PER_TURN};
 
 use super::*;
 
@@ -122,6 +122,16 @@ impl Server {
             );
             return;
         };
+        if self.downstreams.len() >= MAX_REPLICAS {
+            let conn = &mut self.conns[key];
+            conn.out.extend_from_slice(b"OUT_OF_MEMORY\r\n");
+            conn.closing = true;
+            warn!(
+                "connection {c} from {} asked to replicate, but {MAX_REPLICAS} replicas already follow, the most: refused",
+                conn.peer
+            );
+            return;
+        }
         if self.conns[key].held.is_some() {
             // Replies it was owed wait for an fsync: not worth the care.
             warn!(

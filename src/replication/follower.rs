@@ -18,6 +18,8 @@ pub enum FollowError {
     NotSprout,
     /// It runs without `-b`: it has no binlog to stream.
     NoBinlog,
+    /// It already streams to as many replicas as it will.
+    Full,
     /// Some other first line.
     Unexpected(String),
     Stream(StreamError),
@@ -35,6 +37,10 @@ impl std::fmt::Display for FollowError {
             FollowError::NoBinlog => write!(
                 f,
                 "it runs without a binlog, so has nothing to stream; start it with -b DIR"
+            ),
+            FollowError::Full => write!(
+                f,
+                "it already streams to as many replicas as it takes (OUT_OF_MEMORY)"
             ),
             FollowError::Unexpected(l) => write!(f, "it answered {l:?}, not REPLICATING"),
             FollowError::Stream(e) => write!(f, "{e}"),
@@ -91,6 +97,7 @@ impl Follower {
                 Some(id) => self.primary_id = Some(id.to_string()),
                 None if line == "UNKNOWN_COMMAND" => return Err(FollowError::NotSprout),
                 None if line == "NO_BINLOG" => return Err(FollowError::NoBinlog),
+                None if line == "OUT_OF_MEMORY" => return Err(FollowError::Full),
                 None => return Err(FollowError::Unexpected(line)),
             }
             at = end + 2;
@@ -182,9 +189,10 @@ mod tests {
         for (line, want) in [
             (&b"UNKNOWN_COMMAND\r\n"[..], FollowError::NotSprout),
             (b"NO_BINLOG\r\n", FollowError::NoBinlog),
+            (b"OUT_OF_MEMORY\r\n", FollowError::Full),
             (
-                b"OUT_OF_MEMORY\r\n",
-                FollowError::Unexpected("OUT_OF_MEMORY".into()),
+                b"BAD_FORMAT\r\n",
+                FollowError::Unexpected("BAD_FORMAT".into()),
             ),
         ] {
             let mut f = Follower::default();

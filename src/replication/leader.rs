@@ -5,6 +5,10 @@
 use super::frame::{self, Kind};
 use crate::job::{NANOS_PER_SEC, Nanos};
 
+/// Replicas one primary streams to at once; one more is answered
+/// `OUT_OF_MEMORY` and closed, so that replication streams cannot hold
+/// more than this many times [`MAX_BEHIND`].
+pub const MAX_REPLICAS: usize = 8;
 /// Frames waiting for one replica at most; past it the replica is dropped
 /// (it reconnects and resyncs), so a slow one cannot grow the primary.
 pub const MAX_BEHIND: usize = 64 << 20;
