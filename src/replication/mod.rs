@@ -10,7 +10,7 @@
 //! its snapshot; its acknowledgements), [`follower`] (a replica's side of
 //! its connection: the greeting, frames to apply, acknowledgements to
 //! send). None has a socket or a clock. The engine applies records in
-//! `engine/replica.rs`; the sockets are `event_loop/replication.rs`'s.
+//! `engine/replica.rs`; the sockets are `event_loop/replication/` (`downstream.rs` a primary's, `upstream.rs` a replica's)'s.
 
 pub mod follower;
 pub mod frame;
