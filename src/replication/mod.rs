@@ -10,7 +10,8 @@
 //! its snapshot; its acknowledgements), [`follower`] (a replica's side of
 //! its connection: the greeting, frames to apply, acknowledgements to
 //! send). None has a socket or a clock. The engine applies records in
-//! `engine/replica.rs`; the sockets are `event_loop/replication/` (`downstream.rs` a primary's, `upstream.rs` a replica's)'s.
+//! `engine/replica.rs`; the sockets are in `event_loop/replication/`
+//! (`downstream.rs` a primary's, `upstream.rs` a replica's).
 
 pub mod follower;
 pub mod frame;
