@@ -59,6 +59,31 @@ fn until_in_step(primary: &mut Client, replica: &mut Client, upto: u64) {
     }
 }
 
+/// Puts one job on a --sync-replicas primary once its replicas are in
+/// step: refused until then, and each refusal stores nothing, so trying
+/// again is safe.
+fn put_once_in_step(c: &mut Client) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match common::try_put(c, 0, 0, 60, b"first").as_str() {
+            "OUT_OF_MEMORY\r\n" => {}
+            r if r.starts_with("INSERTED ") => return,
+            other => panic!("put: {other}"),
+        }
+        assert!(Instant::now() < deadline, "the replica never came in step");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (bounded) until a replica says it follows its primary.
+fn until_following(rc: &mut Client) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while rc.stat("stats", "replica-following") != "true" {
+        assert!(Instant::now() < deadline, "never following");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn replica_of(port: u16, dir: &TempDir) -> Server {
     let primary = format!("127.0.0.1:{port}");
     Server::start(&["-b", dir.arg(), "--replica-of", &primary])
@@ -299,18 +324,7 @@ fn synced_pair(timeout_ms: u64, pd: &TempDir, rd: &TempDir) -> (Server, Server, 
     assert_eq!(c.ask("delete 1\r\n"), b"INTERNAL_ERROR\r\n");
     assert_eq!(c.stat("stats", "current-jobs-ready"), "0");
     let r = replica_of(p.port, rd);
-    // Refused until the replica is in step; each refusal stores nothing,
-    // so trying again is safe.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match common::try_put(&mut c, 0, 0, 60, b"first").as_str() {
-            "OUT_OF_MEMORY\r\n" => {}
-            r if r.starts_with("INSERTED ") => break,
-            other => panic!("put: {other}"),
-        }
-        assert!(Instant::now() < deadline, "the replica never came in step");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    put_once_in_step(&mut c);
     (p, r, c)
 }
 
@@ -395,11 +409,7 @@ fn a_replica_says_so_in_readyz_metrics_and_the_page() {
     let primary = format!("127.0.0.1:{}", p.port);
     let (r, h) = Server::start_http(&["-b", rd.arg(), "--replica-of", &primary], |_| {});
     let mut rc = r.connect();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while rc.stat("stats", "replica-following") != "true" {
-        assert!(Instant::now() < deadline, "never following");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until_following(&mut rc);
     assert_eq!(http_get(h, "/readyz"), (503, "replica\n".to_string()));
     let (_, metrics) = http_get(h, "/metrics");
     for line in [
@@ -439,16 +449,7 @@ fn a_replica_under_f0_acknowledges_only_what_it_has_fsynced() {
         },
     );
     let mut c = p.connect();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match common::try_put(&mut c, 0, 0, 60, b"first").as_str() {
-            "OUT_OF_MEMORY\r\n" => {}
-            r if r.starts_with("INSERTED ") => break,
-            other => panic!("put: {other}"),
-        }
-        assert!(Instant::now() < deadline, "the replica never came in step");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    put_once_in_step(&mut c);
     // The replica's disk holds its fsync: the primary's reply waits.
     std::fs::write(&flag, b"").unwrap();
     c.send(b"put 0 0 60 4\r\nheld\r\n");
@@ -466,11 +467,7 @@ fn sproutctl_puts_on_the_primary_whichever_server_it_tries_first() {
     let p = Server::start(&["-b", pd.arg()]);
     let r = replica_of(p.port, &rd);
     let mut rc = r.connect();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while rc.stat("stats", "replica-following") != "true" {
-        assert!(Instant::now() < deadline, "never following");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    until_following(&mut rc);
     let (primary, replica) = (
         format!("127.0.0.1:{}", p.port),
         format!("127.0.0.1:{}", r.port),

@@ -45,6 +45,23 @@ fn state_word(s: DiskState, deadline: i64) -> &'static str {
     }
 }
 
+/// Applies what the follower has whole, as the event loop does.
+fn drain(
+    f: &mut Follower,
+    engine: &mut Engine,
+    out: &mut Out,
+) -> Result<(), sprout::replication::follower::FollowError> {
+    f.drain(|fr| match fr {
+        Frame::Record(r) => engine.apply(r, WALL, NOW, out),
+        Frame::SnapshotBegin => {
+            engine.begin_resync();
+            Ok(())
+        }
+        Frame::SnapshotEnd { next_id } => engine.end_resync(*next_id, NOW, out).map(|_| ()),
+        Frame::Heartbeat { .. } => Ok(()),
+    })
+}
+
 fn check(engine: &Engine) {
     if let Err(b) = engine.check_invariants() {
         panic!("{b:?}");
@@ -63,15 +80,7 @@ fuzz_target!(|data: &[u8]| {
     if mode & 1 == 1 {
         for piece in rest.chunks(((mode >> 1) as usize).max(1)) {
             f.receive(piece);
-            let r = f.drain(|fr| match fr {
-                Frame::Record(r) => engine.apply(r, WALL, NOW, &mut out),
-                Frame::SnapshotBegin => {
-                    engine.begin_resync();
-                    Ok(())
-                }
-                Frame::SnapshotEnd { next_id } => engine.end_resync(*next_id, NOW, &mut out).map(|_| ()),
-                Frame::Heartbeat { .. } => Ok(()),
-            });
+            let r = drain(&mut f, &mut engine, &mut out);
             check(&engine);
             if r.is_err() {
                 return;
@@ -164,15 +173,7 @@ fuzz_target!(|data: &[u8]| {
     let mut failed = false;
     for piece in stream.chunks(97) {
         f.receive(piece);
-        let r = f.drain(|fr| match fr {
-            Frame::Record(r) => engine.apply(r, WALL, NOW, &mut out),
-            Frame::SnapshotBegin => {
-                engine.begin_resync();
-                Ok(())
-            }
-            Frame::SnapshotEnd { next_id } => engine.end_resync(*next_id, NOW, &mut out).map(|_| ()),
-            Frame::Heartbeat { .. } => Ok(()),
-        });
+        let r = drain(&mut f, &mut engine, &mut out);
         check(&engine);
         if r.is_err() {
             failed = true;

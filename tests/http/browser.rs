@@ -27,25 +27,8 @@ fn status_page_in_chromium_counts_down_a_reservation() {
     );
     assert!(!html.contains("secret"), "a body on the page");
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/http/browser.js");
-    let modules = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/target/client-libs/node/node_modules"
-    );
     let shot = concat!(env!("CARGO_MANIFEST_DIR"), "/target/status-page.png");
-    let out = Command::new("node")
-        .arg(script)
-        .arg(format!("http://127.0.0.1:{h}/"))
-        .arg(shot)
-        .env("NODE_PATH", modules)
-        .output()
-        .expect("node (scripts/test installs nodejs, playwright-core and chromium)");
-    assert!(
-        out.status.success(),
-        "browser: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the script's JSON");
+    let v = in_chromium("browser.js", &format!("http://127.0.0.1:{h}/"), shot);
     assert_eq!(
         v["errors"],
         serde_json::json!([]),
