@@ -377,6 +377,15 @@ fn a_held_reply_waits_for_a_stopped_replica_and_is_never_sent_late() {
     r.signal(libc::SIGCONT);
     common::stop(r);
     common::stop(p);
+    // So too when the replica is gone altogether (no ACK will come to
+    // wake the check).
+    let (pd, rd) = (TempDir::new("repl-gone-p"), TempDir::new("repl-gone-r"));
+    let (p, r, mut c) = synced_pair(300, &pd, &rd);
+    r.signal(libc::SIGSTOP);
+    c.send(b"put 0 0 60 4\r\ngone\r\n");
+    common::crash(r);
+    c.expect_closed();
+    common::stop(p);
 }
 
 /// GET `path` from the HTTP port: (status, body).

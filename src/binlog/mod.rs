@@ -170,7 +170,9 @@ pub fn full_record_size(payload: u64) -> u64 {
     record::full_size(0, 0) as u64 + payload
 }
 
-fn wall_now() -> i64 {
+/// The wall clock as binlog records and the replication stream give it:
+/// nanoseconds since the epoch.
+pub fn wall_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)

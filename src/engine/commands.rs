@@ -105,11 +105,7 @@ impl Engine {
         if let Some(op) = cmd.op() {
             self.count(op);
         }
-        let logged = matches!(
-            cmd,
-            Command::Delete(_) | Command::Bury { .. } | Command::Kick(_) | Command::KickJob(_)
-        ) || matches!(cmd, Command::Release { delay, .. } if *delay > 0);
-        if self.writes_refused && logged && !self.replica {
+        if self.writes_refused && !self.replica && writes_a_record(cmd) {
             sink.out(c).extend_from_slice(b"INTERNAL_ERROR\r\n");
             return Outcome::Done;
         }
@@ -394,4 +390,16 @@ fn reply_ok(out: &mut Vec<u8>, data: &[u8]) {
     reply::with_number(out, b"OK", data.len() as u64);
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Whether `cmd` (put aside, refused in `finish_put`) writes a binlog
+/// record: what `--sync-replicas` refuses while too few replicas are in
+/// step. A release without a delay goes ahead unlogged when it must, as
+/// on a full disk.
+fn writes_a_record(cmd: &Command) -> bool {
+    match *cmd {
+        Command::Delete(_) | Command::Bury { .. } | Command::Kick(_) | Command::KickJob(_) => true,
+        Command::Release { delay, .. } => delay > 0,
+        _ => false,
+    }
 }

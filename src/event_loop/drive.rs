@@ -224,8 +224,14 @@ impl Server {
         let _ = self.poll.registry().deregister(conn.stream.source());
         // A client that never read may leave a megabyte of replies behind.
         self.trim |= conn.out.capacity() + conn.framer.capacity() >= BIG_BUFFERS;
-        // The engine may hand this client's jobs to others; their replies
-        // need a slab that no longer holds this connection.
+        self.forget_client(c);
+        info!("closed connection {c}");
+    }
+
+    /// The engine forgets client `c`, whose connection is out of the slab:
+    /// it may hand the client's jobs to others, whose replies need a slab
+    /// that no longer holds this connection.
+    pub(super) fn forget_client(&mut self, c: ClientId) {
         let now = self.now();
         self.engine.disconnect(
             c,
@@ -236,6 +242,5 @@ impl Server {
                 binlog: self.binlog.as_mut(),
             },
         );
-        info!("closed connection {c}");
     }
 }

@@ -44,6 +44,9 @@ const SIGNALS: Token = Token(usize::MAX - 2);
 /// The binlog's sync thread reports a finished fsync.
 pub const WAKER: Token = Token(usize::MAX - 3);
 
+/// With --sync-replicas, how often held replies are checked against
+/// --sync-timeout.
+const HOLD_CHECK: Duration = Duration::from_millis(50);
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
 /// A connection skipping a body reads this much, then pauses SKIP_PAUSE:
@@ -176,6 +179,9 @@ pub struct Server {
     /// applied them, at most `sync_timeout`.
     sync_replicas: usize,
     sync_timeout: Duration,
+    /// When held replies are next checked against `sync_timeout` (also
+    /// with no replica at all, when no ACK comes to trigger it).
+    next_hold_check: Instant,
 }
 
 impl Server {
@@ -222,6 +228,7 @@ impl Server {
             upstream: None,
             sync_replicas: 0,
             sync_timeout: Duration::from_secs(5),
+            next_hold_check: Instant::now(),
         };
         server.register_http()?;
         Ok(server)
@@ -317,6 +324,10 @@ impl Server {
             self.resume_http();
             self.drive_woken();
             self.feed_downstreams();
+            if self.sync_replicas > 0 && Instant::now() >= self.next_hold_check {
+                self.release_held();
+                self.next_hold_check = Instant::now() + HOLD_CHECK;
+            }
             self.tend_upstream();
             self.update_replication_view();
             if let Some(h) = &mut self.http {
@@ -348,6 +359,7 @@ impl Server {
         // primary.
         let replication = [
             (!self.downstreams.is_empty()).then_some(Duration::from_secs(1)),
+            (self.sync_replicas > 0).then_some(HOLD_CHECK),
             (self.upstream.as_ref().and_then(|u| u.retry_due()))
                 .map(|at| at.saturating_duration_since(Instant::now())),
         ];

@@ -11,24 +11,15 @@ const ICON: &str = include_str!("assets/favicon.svg");
 impl Site for Live<'_> {
     fn serve(&mut self, asked: Asked) -> Reply {
         let Asked { path, query, gzip } = asked;
-        if matches!(path, "/" | "/status.json")
-            && let Some(t) = status::Filter::from_query(query).tube
-            && let Some(levels) = self.engine.tube_levels(&t)
-        {
-            // A tube's chart was asked for: it is kept from now on.
-            self.history.want(self.now, &t, levels);
-        }
         match path {
-            "/" => Reply::new(
-                200,
-                "text/html; charset=utf-8",
-                page::page(self, &status::Filter::from_query(query)),
-            ),
-            "/status.json" => Reply::new(
-                200,
-                "application/json",
-                status::json(self, &status::Filter::from_query(query)),
-            ),
+            "/" => {
+                let filter = self.status_filter(query);
+                Reply::new(200, "text/html; charset=utf-8", page::page(self, &filter))
+            }
+            "/status.json" => {
+                let filter = self.status_filter(query);
+                Reply::new(200, "application/json", status::json(self, &filter))
+            }
             "/metrics" => metrics::render(self, gzip),
             "/status.js" => Reply::new(200, "text/javascript; charset=utf-8", JS),
             "/status.css" => Reply::new(200, "text/css; charset=utf-8", CSS),
@@ -46,5 +37,19 @@ impl Site for Live<'_> {
                 "no such page; try /, /metrics, /status.json, /healthz or /readyz",
             ),
         }
+    }
+}
+
+impl Live<'_> {
+    /// The page's query, read once; a tube's chart asked for is kept
+    /// from now on.
+    fn status_filter(&mut self, query: &str) -> status::Filter {
+        let filter = status::Filter::from_query(query);
+        if let Some(t) = &filter.tube
+            && let Some(levels) = self.engine.tube_levels(t)
+        {
+            self.history.want(self.now, t, levels);
+        }
+        filter
     }
 }

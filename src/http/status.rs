@@ -206,16 +206,10 @@ fn tube_rows<'a>(
         rows.truncate(MAX_TUBE_ROWS);
     }
     rows.sort_by(cmp);
-    (rows.into_iter())
+    let (views, rates) = (rows.into_iter())
         .filter_map(|(_, _, id, r)| Some((e.tube_view_at(id, now)?, r)))
-        .fold(
-            (Vec::new(), Vec::new(), total),
-            |(mut t, mut r, n), (v, rate)| {
-                t.push(v);
-                r.push(rate);
-                (t, r, n)
-            },
-        )
+        .unzip();
+    (views, rates, total)
 }
 
 /// Seconds with millisecond precision, for JSON.

@@ -7,7 +7,8 @@ use crate::binlog::Binlog;
 use crate::replication::leader::{Downstream, LeadError, MAX_REPLICAS, SNAPSHOT_JOBS_PER_TURN};
 
 use super::super::*;
-use super::{REPL_BASE, wall_now};
+use super::REPL_BASE;
+use crate::binlog::wall_now;
 
 /// Bytes written to one downstream per turn, so that a snapshot does not
 /// hold the loop while the kernel copies it.
@@ -31,22 +32,21 @@ impl Server {
     /// downstream, answered with `REPLICATING` and a snapshot.
     pub(in crate::event_loop) fn start_downstream(&mut self, c: ClientId) {
         let key = c as usize;
-        let Some(binlog) = &mut self.binlog else {
-            let conn = &mut self.conns[key];
-            conn.out.extend_from_slice(b"NO_BINLOG\r\n");
-            conn.closing = true;
-            warn!(
-                "connection {c} from {} asked to replicate, but this server has no binlog (-b DIR): refused",
-                conn.peer
-            );
-            return;
+        let refusal: Option<(&[u8], String)> = if self.binlog.is_none() {
+            let why = "this server has no binlog (-b DIR)".to_string();
+            Some((b"NO_BINLOG\r\n", why))
+        } else if self.downstreams.len() >= MAX_REPLICAS {
+            let why = format!("{MAX_REPLICAS} replicas already follow, the most");
+            Some((b"OUT_OF_MEMORY\r\n", why))
+        } else {
+            None
         };
-        if self.downstreams.len() >= MAX_REPLICAS {
+        if let Some((reply, why)) = refusal {
             let conn = &mut self.conns[key];
-            conn.out.extend_from_slice(b"OUT_OF_MEMORY\r\n");
+            conn.out.extend_from_slice(reply);
             conn.closing = true;
             warn!(
-                "connection {c} from {} asked to replicate, but {MAX_REPLICAS} replicas already follow, the most: refused",
+                "connection {c} from {} asked to replicate, but {why}: refused",
                 conn.peer
             );
             return;
@@ -58,21 +58,15 @@ impl Server {
             );
             return self.close(c);
         }
-        binlog.set_tap(true);
+        if let Some(b) = &mut self.binlog {
+            b.set_tap(true);
+        }
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
         let _ = self.poll.registry().deregister(conn.stream.source());
+        self.forget_client(c);
         let now = self.now();
-        self.engine.disconnect(
-            c,
-            now,
-            &mut Outputs {
-                conns: &mut self.conns,
-                woken: &mut self.woken,
-                binlog: self.binlog.as_mut(),
-            },
-        );
         let earlier = &conn.out[conn.sent..];
         let mut d = Downstream::new(earlier, &self.engine.info().instance_id, now);
         let early = conn.framer.take_input();
@@ -90,13 +84,11 @@ impl Server {
             warn!("cannot watch the replica at {}: {e}; closed", conn.peer);
             return;
         }
+        let n = self.engine.counts();
         info!(
             "replica at {} follows: sending a snapshot of {} jobs, then every change",
             conn.peer,
-            self.engine.counts().ready
-                + self.engine.counts().reserved
-                + self.engine.counts().delayed
-                + self.engine.counts().buried
+            n.ready + n.reserved + n.delayed + n.buried
         );
         entry.insert(DownConn {
             stream: conn.stream,
@@ -120,6 +112,7 @@ impl Server {
         let tapped_total = self.binlog.as_ref().map_or(0, |b| b.tapped_total());
         let mut dropped = Vec::new();
         let mut record = Vec::new();
+        let mut stepped = false;
         for (key, dc) in self.downstreams.iter_mut() {
             if let Some((frames, count)) = &tapped
                 && let Err(e) = dc.d.push_records(frames, *count, tapped_total)
@@ -140,7 +133,11 @@ impl Server {
                 );
                 match next {
                     Some(at) => dc.d.snapshot = Some(at),
-                    None => dc.d.end_snapshot(self.engine.next_id(), tapped_total),
+                    None => {
+                        dc.d.end_snapshot(self.engine.next_id(), tapped_total);
+                        // An empty snapshot puts the replica in step now.
+                        stepped |= dc.d.in_step_upto.is_some();
+                    }
                 }
             }
             dc.d.heartbeat(now, wall);
@@ -155,7 +152,7 @@ impl Server {
         for key in keys {
             self.write_downstream(key);
         }
-        if self.sync_replicas > 0 {
+        if stepped && self.sync_replicas > 0 {
             self.release_held();
         }
     }

@@ -26,12 +26,6 @@ pub use upstream::{Upstream, UpstreamFigures};
 pub const REPL_BASE: usize = 1 << 39;
 pub const UPSTREAM: Token = Token(usize::MAX - 5);
 
-fn wall_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
-
 impl Server {
     /// Tells the engine where replication stands (stats show it).
     pub(super) fn update_replication_view(&mut self) {

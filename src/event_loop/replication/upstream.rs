@@ -10,7 +10,8 @@ use crate::replication::follower::{FollowError, Follower, HELLO};
 use crate::replication::frame::Frame;
 
 use super::super::*;
-use super::{UPSTREAM, wall_now};
+use super::UPSTREAM;
+use crate::binlog::wall_now;
 
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MOST: Duration = Duration::from_secs(5);
