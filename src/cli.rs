@@ -83,6 +83,11 @@ pub struct Args {
     /// how long a reply waits for --sync-replicas, in ms (default 5000)
     #[argh(option)]
     pub sync_timeout: Option<u64>,
+
+    /// start taking no changes, following no one, until a supervisor sends
+    /// sprout-promote or sprout-follow (needs -b)
+    #[argh(switch)]
+    pub standby: bool,
 }
 
 /// The help text, laid out as beanstalkd's `-h` (which operators and
@@ -123,6 +128,9 @@ Options beanstalkd does not have:
           refused (put OUT_OF_MEMORY, others INTERNAL_ERROR); off by default
  --sync-timeout MS  a reply waits at most MS ms for --sync-replicas, then
           is never sent and its connection closes (default 5000)
+ --standby  (with -b) start taking no changes (DRAINING) and following no
+          one, until sprout-promote or sprout-follow says which (what a
+          supervisor electing through etcd starts with; doc/ha.md)
 "
 }
 

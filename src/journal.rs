@@ -150,4 +150,9 @@ pub trait Journal {
     ) -> Result<FileNo, JournalError>;
 
     fn stats(&self) -> JournalStats;
+
+    /// Saves the replication epoch durably (beside the binlog, not in it:
+    /// beanstalkd's format has no record for it) before the engine acts on
+    /// it.
+    fn save_epoch(&mut self, epoch: u64) -> Result<(), JournalError>;
 }

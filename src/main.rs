@@ -90,6 +90,18 @@ fn main() {
         );
         exit(EXIT_USAGE);
     }
+    if let Some(p) = &args.replica_of
+        && !sprout::protocol::valid_primary(p)
+    {
+        error!("--replica-of {p:?}: give the primary as HOST:PORT, as in 10.0.0.1:11300");
+        exit(EXIT_USAGE);
+    }
+    if args.standby && args.binlog_dir.is_none() {
+        error!(
+            "--standby needs -b DIR: a standby is promoted or follows, and both keep an epoch beside the binlog"
+        );
+        exit(EXIT_USAGE);
+    }
     if args.sync_replicas.is_some_and(|n| n > 0) && args.binlog_dir.is_none() {
         error!(
             "--sync-replicas needs -b DIR: replicas follow the binlog, so a primary without one has nothing to send"
@@ -160,6 +172,10 @@ fn main() {
             server.follow(primary.clone());
             format!("; a read-only replica of {primary}")
         }
+        None if args.standby => {
+            server.standby();
+            "; a standby, taking no changes until promoted".to_string()
+        }
         None if sync > 0 => format!("; replies to changes wait for {sync} replicas"),
         None => String::new(),
     };
@@ -218,6 +234,15 @@ fn open_binlog(
     };
     let mut binlog = opened.binlog;
     let replayed = opened.replayed;
+    match sprout::binlog::epoch::read(dir) {
+        Ok(epoch) => engine.set_epoch(epoch),
+        Err(e) => {
+            error!(
+                "cannot read the replication epoch: {e}; restore the file, or remove it only if no other node has been primary since"
+            );
+            exit(1);
+        }
+    }
     let payloads: Vec<u64> = replayed
         .jobs
         .iter()

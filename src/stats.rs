@@ -189,7 +189,12 @@ impl Engine {
         let r = self.replication_view();
         match &r.primary {
             None => {
-                let _ = write!(y, "\nrole: primary\nreplicas: {}", r.replicas);
+                let role = if self.is_replica() {
+                    "standby"
+                } else {
+                    "primary"
+                };
+                let _ = write!(y, "\nrole: {role}\nreplicas: {}", r.replicas);
             }
             Some(primary) => {
                 y.extend_from_slice(b"\nrole: replica\nprimary: ");
@@ -208,6 +213,7 @@ impl Engine {
                 let _ = write!(y, "\nreplicas: {}", r.replicas);
             }
         }
+        let _ = write!(y, "\nepoch: {}", self.epoch());
         y.push(b'\n');
         y
     }

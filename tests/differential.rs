@@ -204,7 +204,7 @@ fn normalise(reply: &[u8], yaml_cmd: bool) -> String {
             Some((k, _)) if VOLATILE.contains(&k) => out.push_str(&format!("{k}: *\n")),
             // sprout's own trailing keys (doc/compatibility.md); beanstalkd
             // has none.
-            Some(("sprout-version" | "role" | "replicas", _)) => {}
+            Some(("sprout-version" | "role" | "replicas" | "epoch", _)) => {}
             Some((k, v)) => out.push_str(&format!("{k}: {}\n", v.trim_matches('"'))),
             None => out.push_str(&format!("{line}\n")),
         }

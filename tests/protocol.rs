@@ -520,7 +520,7 @@ fn stats_fields_in_order() {
         current-connections current-producers current-workers current-waiting total-connections pid \
         version rusage-utime rusage-stime uptime binlog-oldest-index binlog-current-index \
         binlog-records-migrated binlog-records-written binlog-max-size draining id hostname os platform \
-        sprout-version role replicas";
+        sprout-version role replicas epoch";
     assert_eq!(keys, expected.split_whitespace().collect::<Vec<_>>());
     let (head, yaml) = reply.split_once("\r\n").unwrap();
     assert_eq!(head, format!("OK {}", yaml.len() - 2));
@@ -556,7 +556,7 @@ fn stats_fields_in_order() {
     assert!(reply.contains("\nversion: \"1.13\"\n"), "{reply}");
     assert!(
         reply.ends_with(&format!(
-            "\nsprout-version: \"{}\"\nrole: primary\nreplicas: 0\n\r\n",
+            "\nsprout-version: \"{}\"\nrole: primary\nreplicas: 0\nepoch: 0\n\r\n",
             env!("CARGO_PKG_VERSION")
         )),
         "{reply}"

@@ -18,7 +18,7 @@ use libfuzzer_sys::fuzz_target;
 use sprout::binlog::record::{self, DiskState, JobRec};
 use sprout::engine::{Engine, ServerInfo, Sink};
 use sprout::protocol::Command;
-use sprout::replication::follower::Follower;
+use sprout::replication::follower::{FollowError, Follower};
 use sprout::replication::frame::{self, Frame, Kind};
 
 const WALL: i64 = 1_800_000_000_000_000_000;
@@ -50,15 +50,27 @@ fn drain(
     f: &mut Follower,
     engine: &mut Engine,
     out: &mut Out,
-) -> Result<(), sprout::replication::follower::FollowError> {
+) -> Result<(), FollowError> {
     f.drain(|fr| match fr {
-        Frame::Record(r) => engine.apply(r, WALL, NOW, out),
+        Frame::Record(r) => Ok(engine.apply(r, WALL, NOW, out)?),
         Frame::SnapshotBegin => {
             engine.begin_resync();
             Ok(())
         }
-        Frame::SnapshotEnd { next_id } => engine.end_resync(*next_id, NOW, out).map(|_| ()),
+        Frame::SnapshotEnd { next_id } => Ok(engine.end_resync(*next_id, NOW, out).map(|_| ())?),
         Frame::Heartbeat { .. } => Ok(()),
+        // As upstream.rs: an older epoch than the replica's stops the
+        // stream before anything after it is applied.
+        Frame::Epoch { epoch } => {
+            let ours = engine.epoch();
+            match engine.adopt_epoch(*epoch, out)? {
+                true => Ok(()),
+                false => Err(FollowError::StaleEpoch {
+                    primary: *epoch,
+                    ours,
+                }),
+            }
+        }
     })
 }
 
@@ -92,6 +104,10 @@ fuzz_target!(|data: &[u8]| {
     let mut model = Model::new();
     let mut seen: Option<HashSet<u64>> = None;
     let mut corrupt = false;
+    // The newest epoch the stream has given, and whether a later frame
+    // gave an older one (the stream must stop there).
+    let mut epoch = 0u64;
+    let mut stale = false;
     let mut it = rest.chunks(4);
     for op in it.by_ref() {
         let b = |i: usize| op.get(i).copied().unwrap_or(0);
@@ -132,7 +148,7 @@ fuzz_target!(|data: &[u8]| {
                     record::encode_short(&mut r, &rec);
                 }
                 frame::push(&mut stream, Kind::Record, &r);
-                if corrupt {
+                if corrupt || stale {
                     continue;
                 }
                 if let Some(s) = &mut seen {
@@ -148,17 +164,28 @@ fuzz_target!(|data: &[u8]| {
             }
             4 => {
                 frame::push(&mut stream, Kind::SnapshotBegin, &[]);
-                if !corrupt {
+                if !corrupt && !stale {
                     seen = Some(HashSet::new());
                 }
             }
             5 => {
                 frame::push_snapshot_end(&mut stream, id);
-                if !corrupt && let Some(s) = seen.take() {
+                if !corrupt && !stale && let Some(s) = seen.take() {
                     model.retain(|id, _| s.contains(id));
                 }
             }
-            6 => frame::push_heartbeat(&mut stream, WALL, id),
+            6 if b(2) % 2 == 0 => frame::push_heartbeat(&mut stream, WALL, id),
+            6 => {
+                let e = (b(3) % 6) as u64;
+                frame::push_epoch(&mut stream, e);
+                if !corrupt && !stale {
+                    if e < epoch {
+                        stale = true;
+                    } else {
+                        epoch = e;
+                    }
+                }
+            }
             _ => {
                 // A flipped byte somewhere: the stream must stop at or
                 // before it, so the model stops here too.
@@ -180,7 +207,12 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
     }
-    if corrupt || failed {
+    if !corrupt {
+        // The epoch only rises, and an older one stops the stream.
+        assert_eq!(engine.epoch(), epoch);
+        assert_eq!(failed, stale, "a stale epoch, and only that, stops a whole stream");
+    }
+    if corrupt {
         // Some prefix was applied: the invariants held; nothing more to
         // compare (a flipped byte may still parse as another valid record).
         return;

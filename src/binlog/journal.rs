@@ -80,4 +80,18 @@ impl Journal for Binlog {
             ..self.stats
         }
     }
+
+    fn save_epoch(&mut self, epoch: u64) -> Result<(), JournalError> {
+        epoch::write(&self.dir, epoch).map_err(|e| {
+            log::error!(
+                "binlog: cannot save epoch {epoch} in {}: {e}; the role change is refused, check the disk",
+                self.dir.display()
+            );
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                JournalError::NoSpace
+            } else {
+                JournalError::Io
+            }
+        })
+    }
 }

@@ -26,6 +26,7 @@
 //! and ignores it.
 
 mod durability;
+pub mod epoch;
 pub mod files;
 mod journal;
 pub mod record;

@@ -40,6 +40,7 @@ mod invariants;
 mod persistence;
 mod replica;
 mod reserve;
+mod role;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -47,6 +48,7 @@ mod transitions;
 mod view;
 
 pub use replica::ReplicationView;
+pub use role::RoleChange;
 pub use view::{ClientView, Levels, Reservation, ServerCounts, TubeView};
 
 /// How long before a reservation's deadline a waiting reserve answers
@@ -189,6 +191,10 @@ pub struct Engine {
     resync: Option<std::collections::HashSet<u64>>,
     replication: ReplicationView,
     writes_refused: bool,
+    /// The newest replication epoch this node has seen (engine/role.rs).
+    epoch: u64,
+    /// What a role command left for the event loop to do.
+    role_change: Option<RoleChange>,
 }
 
 /// What one job counts against `--max-memory`: its body and its share of
@@ -246,6 +252,8 @@ impl Engine {
             resync: None,
             replication: ReplicationView::default(),
             writes_refused: false,
+            epoch: 0,
+            role_change: None,
         }
     }
 

@@ -194,6 +194,8 @@ impl Server {
                 since,
             });
         }
+        // After the hold above, so that a demotion finds every reply held.
+        self.apply_role_change(c);
         flow
     }
 

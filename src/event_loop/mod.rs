@@ -254,6 +254,12 @@ impl Server {
         self.upstream = Some(Upstream::new(primary));
     }
 
+    /// `--standby`: takes no changes and follows no one until a role
+    /// command says which.
+    pub fn standby(&mut self) {
+        self.engine.set_standby();
+    }
+
     /// Serves until SIGTERM or SIGINT, or until an fsync that replies wait
     /// for fails.
     pub fn run(&mut self) -> Result<(), ServeError> {

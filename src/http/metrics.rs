@@ -199,8 +199,14 @@ pub fn render(live: &mut Live, gzip: bool) -> Reply {
     o.one(
         "sprout_replica",
         "gauge",
-        "1 on a read-only replica (--replica-of): changes are refused.",
+        "1 on a read-only replica (--replica-of) or a standby: changes are refused.",
         e.is_replica() as u8,
+    );
+    o.one(
+        "sprout_epoch",
+        "gauge",
+        "The newest replication epoch this node has seen (doc/ha.md).",
+        e.epoch(),
     );
     if r.primary.is_some() {
         o.one(

@@ -32,8 +32,10 @@ const _: () = assert!(RATE_WINDOW_SECS == 60, "WINDOW says 1 min");
 
 /// "primary, 2 replicas" or "replica of host:11300, lag 0.004 s" (or
 /// "not connected"). status.js writes the same from /status.json.
-pub fn role(r: &crate::engine::ReplicationView, now: crate::job::Nanos) -> String {
+pub fn role(e: &crate::engine::Engine, now: crate::job::Nanos) -> String {
+    let r = e.replication_view();
     match &r.primary {
+        None if e.is_replica() => format!("standby (epoch {}): takes no changes", e.epoch()),
         None => format!(
             "primary, {} replica{}",
             r.replicas,
@@ -202,7 +204,7 @@ pub fn page(live: &Live, filter: &Filter) -> Vec<u8> {
         s.rates[2],
         n.total_jobs,
         if e.is_draining() { "yes" } else { "no" },
-        esc(&role(e.replication_view(), live.now)),
+        esc(&role(e, live.now)),
         w = WINDOW,
     );
     chart_section(&mut o, filter);

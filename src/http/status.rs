@@ -258,7 +258,8 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
     o.truncate(o.len() - 1);
     match &r.primary {
         None => {
-            let _ = write!(o, ",\"role\":\"primary\",\"replicas\":{}}}", r.replicas);
+            let role = if e.is_replica() { "standby" } else { "primary" };
+            let _ = write!(o, ",\"role\":\"{role}\",\"replicas\":{}", r.replicas);
         }
         Some(p) => {
             o.push_str(",\"role\":\"replica\",\"primary\":");
@@ -268,11 +269,12 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
                 .map_or("null".to_string(), |l| format!("{l:.3}"));
             let _ = write!(
                 o,
-                ",\"following\":{},\"lag\":{lag},\"replicas\":{}}}",
+                ",\"following\":{},\"lag\":{lag},\"replicas\":{}",
                 r.following, r.replicas
             );
         }
     }
+    let _ = write!(o, ",\"epoch\":{}}}", e.epoch());
     o.push_str(",\"filter\":");
     match &filter.tube {
         Some(t) => push_json(&mut o, t),

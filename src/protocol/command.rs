@@ -46,9 +46,23 @@ pub enum Command<'a> {
         delay: u32,
     },
     Quit,
-    /// `sprout-replicate`: a replica asks to follow this server's binlog
-    /// (no beanstalkd client sends it; beanstalkd answers UNKNOWN_COMMAND).
-    Replicate,
+    /// `sprout-replicate [EPOCH]`: a replica asks to follow this server's
+    /// binlog (no beanstalkd client sends it; beanstalkd answers
+    /// UNKNOWN_COMMAND). EPOCH is the newest the replica knows (0 if none).
+    Replicate {
+        epoch: u64,
+    },
+    /// `sprout-promote EPOCH`: become the primary of a newer epoch (what a
+    /// supervisor sends once etcd has elected this node).
+    Promote {
+        epoch: u64,
+    },
+    /// `sprout-follow HOST:PORT EPOCH`: stop taking changes at once and
+    /// follow that primary, of that epoch.
+    Follow {
+        primary: &'a str,
+        epoch: u64,
+    },
 }
 
 impl Command<'_> {
@@ -99,7 +113,10 @@ impl Command<'_> {
             Command::ListTubeUsed => Op::ListTubeUsed,
             Command::ListTubesWatched => Op::ListTubesWatched,
             Command::PauseTube { .. } => Op::PauseTube,
-            Command::Quit | Command::Replicate => return None,
+            Command::Quit
+            | Command::Replicate { .. }
+            | Command::Promote { .. }
+            | Command::Follow { .. } => return None,
         })
     }
 }

@@ -21,4 +21,4 @@ mod tests;
 
 pub use command::{Command, ParseError};
 pub use op::Op;
-pub use parse::{parse, valid_tube_name};
+pub use parse::{parse, valid_primary, valid_tube_name};

@@ -104,8 +104,8 @@ pub fn parse(line: &[u8], max_job_size: u32) -> Result<Command<'_>, ParseError> 
             if let Some(r) = exact(Command::Stats, "stats") {
                 return r;
             }
-            if let Some(r) = exact(Command::Replicate, "sprout-replicate") {
-                return r;
+            if let Some(rest) = after!("sprout-") {
+                return parse_role(rest);
             }
         }
         Some(b'u') => {
@@ -247,6 +247,44 @@ fn leading_u32(s: &[u8]) -> Option<(u32, &[u8])> {
 }
 
 /// A number that must end the line.
+/// sprout's replication commands, after `sprout-` (doc/ha.md): no
+/// beanstalkd client sends these names.
+fn parse_role(rest: &[u8]) -> Result<Command<'_>, ParseError> {
+    if rest == b"replicate" {
+        return Ok(Command::Replicate { epoch: 0 });
+    }
+    if let Some(n) = rest.strip_prefix(b"replicate ") {
+        return one_id(n).map(|epoch| Command::Replicate { epoch });
+    }
+    if let Some(n) = rest.strip_prefix(b"promote ") {
+        return one_id(n).map(|epoch| Command::Promote { epoch });
+    }
+    if let Some(args) = rest.strip_prefix(b"follow ") {
+        let sp = memchr::memchr(b' ', args).ok_or(BAD)?;
+        let (addr, n) = (&args[..sp], &args[sp..]);
+        let primary = std::str::from_utf8(addr).map_err(|_| BAD)?;
+        if !valid_primary(primary) {
+            return Err(BAD);
+        }
+        return one_id(n).map(|epoch| Command::Follow { primary, epoch });
+    }
+    Err(ParseError::UnknownCommand)
+}
+
+/// HOST:PORT, as `--replica-of` takes it: a host of name characters (or
+/// a bracketed IPv6 address) and a port number.
+pub fn valid_primary(s: &str) -> bool {
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b));
+    host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
+}
+
 fn one_id(s: &[u8]) -> Result<u64, ParseError> {
     match leading_u64(s) {
         Some((v, [])) => Ok(v),

@@ -6,8 +6,10 @@
 use super::frame::{self, Frame, StreamError};
 use crate::journal::JournalError;
 
-/// What a replica sends first.
-pub const HELLO: &[u8] = b"sprout-replicate\r\n";
+/// What a replica sends first: the newest epoch it knows.
+pub fn hello(epoch: u64) -> Vec<u8> {
+    format!("sprout-replicate {epoch}\r\n").into_bytes()
+}
 /// The longest line accepted before the frames begin.
 const MAX_GREETING: usize = 256;
 
@@ -20,11 +22,26 @@ pub enum FollowError {
     NoBinlog,
     /// It already streams to as many replicas as it will.
     Full,
+    /// It knows an older epoch than this replica: it is not the primary
+    /// any more, and has stopped taking changes (`NOT_PRIMARY`).
+    NotPrimary(u64),
+    /// Its epoch is older than the newest this replica has seen: its
+    /// records are not applied.
+    StaleEpoch {
+        primary: u64,
+        ours: u64,
+    },
     /// Some other first line.
     Unexpected(String),
     Stream(StreamError),
     /// The replica could not log a record to its own binlog.
     Journal(JournalError),
+}
+
+impl From<JournalError> for FollowError {
+    fn from(e: JournalError) -> Self {
+        FollowError::Journal(e)
+    }
 }
 
 impl std::fmt::Display for FollowError {
@@ -42,6 +59,14 @@ impl std::fmt::Display for FollowError {
                 f,
                 "it already streams to as many replicas as it takes (OUT_OF_MEMORY)"
             ),
+            FollowError::NotPrimary(e) => write!(
+                f,
+                "it is not the primary (it knew only epoch {e}, older than this replica's, and now takes no changes)"
+            ),
+            FollowError::StaleEpoch { primary, ours } => write!(
+                f,
+                "its epoch {primary} is older than {ours}, the newest this replica has seen: a newer primary exists"
+            ),
             FollowError::Unexpected(l) => write!(f, "it answered {l:?}, not REPLICATING"),
             FollowError::Stream(e) => write!(f, "{e}"),
             FollowError::Journal(e) => write!(
@@ -58,6 +83,8 @@ pub struct Follower {
     buf: Vec<u8>,
     /// The primary's instance id, once it has answered.
     pub primary_id: Option<String>,
+    /// The primary's epoch, from its answer and any newer since.
+    pub primary_epoch: u64,
     /// Record frames applied on this connection.
     pub applied: u64,
     acked: u64,
@@ -76,12 +103,13 @@ impl Follower {
         self.buf.len()
     }
 
-    /// Handles what has arrived: the greeting, then each whole frame,
-    /// which `each` applies (heartbeats are noted here, and passed on).
-    /// Frames after one that fails are left alone.
+    /// Handles what has arrived: the greeting, whose epoch is handed to
+    /// `each` as a [`Frame::Epoch`] before anything else, then each whole
+    /// frame, which `each` applies (heartbeats are noted here, and passed
+    /// on). Frames after one that fails are left alone.
     pub fn drain(
         &mut self,
-        mut each: impl FnMut(&Frame) -> Result<(), JournalError>,
+        mut each: impl FnMut(&Frame) -> Result<(), FollowError>,
     ) -> Result<(), FollowError> {
         let mut at = 0;
         if self.primary_id.is_none() {
@@ -93,8 +121,24 @@ impl Follower {
                 return Ok(());
             };
             let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+            let not_primary = line.strip_prefix("NOT_PRIMARY ");
             match line.strip_prefix("REPLICATING ") {
-                Some(id) => self.primary_id = Some(id.to_string()),
+                Some(rest) => {
+                    // An older sprout gives no epoch: 0.
+                    let (id, epoch) = match rest.split_once(' ') {
+                        Some((id, e)) => {
+                            let e = e.parse::<u64>();
+                            (id, e.map_err(|_| FollowError::Unexpected(line.clone()))?)
+                        }
+                        None => (rest, 0),
+                    };
+                    each(&Frame::Epoch { epoch })?;
+                    self.primary_id = Some(id.to_string());
+                    self.primary_epoch = epoch;
+                }
+                None if let Some(e) = not_primary.and_then(|e| e.parse().ok()) => {
+                    return Err(FollowError::NotPrimary(e));
+                }
                 None if line == "UNKNOWN_COMMAND" => return Err(FollowError::NotSprout),
                 None if line == "NO_BINLOG" => return Err(FollowError::NoBinlog),
                 None if line == "OUT_OF_MEMORY" => return Err(FollowError::Full),
@@ -106,11 +150,12 @@ impl Follower {
             match frame::parse(&self.buf[at..]) {
                 Ok(Some((f, n))) => {
                     if let Err(e) = each(&f) {
-                        break Err(FollowError::Journal(e));
+                        break Err(e);
                     }
                     match f {
                         Frame::Record(_) => self.applied += 1,
                         Frame::Heartbeat { wall, sent } => self.heard = Some((wall, sent)),
+                        Frame::Epoch { epoch } => self.primary_epoch = epoch,
                         _ => {}
                     }
                     at += n;
@@ -161,7 +206,7 @@ mod tests {
             state: DiskState::Ready,
         };
         record::encode_full(&mut r, b"t", &rec, b"x");
-        let mut bytes = b"REPLICATING abc\r\n".to_vec();
+        let mut bytes = b"REPLICATING abc 7\r\n".to_vec();
         frame::push(&mut bytes, Kind::SnapshotBegin, &[]);
         frame::push(&mut bytes, Kind::Record, &r);
         frame::push_snapshot_end(&mut bytes, 4);
@@ -176,7 +221,15 @@ mod tests {
             .unwrap();
         }
         assert_eq!(f.primary_id.as_deref(), Some("abc"));
-        assert_eq!(seen, ["SnapshotBegin", "Record(Record ", "SnapshotEnd { "]);
+        assert_eq!(
+            seen,
+            [
+                "Epoch { epoch:",
+                "SnapshotBegin",
+                "Record(Record ",
+                "SnapshotEnd { "
+            ]
+        );
         assert_eq!(f.buffered(), 0);
         let mut out = Vec::new();
         f.ack(&mut out);
@@ -190,6 +243,11 @@ mod tests {
             (&b"UNKNOWN_COMMAND\r\n"[..], FollowError::NotSprout),
             (b"NO_BINLOG\r\n", FollowError::NoBinlog),
             (b"OUT_OF_MEMORY\r\n", FollowError::Full),
+            (b"NOT_PRIMARY 3\r\n", FollowError::NotPrimary(3)),
+            (
+                b"REPLICATING a b\r\n",
+                FollowError::Unexpected("REPLICATING a b".into()),
+            ),
             (
                 b"BAD_FORMAT\r\n",
                 FollowError::Unexpected("BAD_FORMAT".into()),
@@ -210,9 +268,16 @@ mod tests {
         let mut bytes = b"REPLICATING a\r\n".to_vec();
         frame::push(&mut bytes, Kind::SnapshotBegin, &[]);
         f.receive(&bytes);
-        assert_eq!(
-            f.drain(|_| Err(JournalError::NoSpace)),
-            Err(FollowError::Journal(JournalError::NoSpace))
-        );
+        let mut seen = Vec::new();
+        let failed = f.drain(|fr| {
+            seen.push(format!("{fr:?}"));
+            match fr {
+                Frame::Epoch { .. } => Ok(()),
+                _ => Err(FollowError::Journal(JournalError::NoSpace)),
+            }
+        });
+        assert_eq!(failed, Err(FollowError::Journal(JournalError::NoSpace)));
+        // No epoch from an older sprout: 0.
+        assert_eq!(seen, ["Epoch { epoch: 0 }", "SnapshotBegin"]);
     }
 }

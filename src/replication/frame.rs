@@ -1,7 +1,8 @@
 //! The replication stream's framing, both ways, with no sockets.
 //!
-//! After `sprout-replicate` the primary answers one line,
-//! `REPLICATING <instance-id>\r\n`, and from then on writes frames:
+//! After `sprout-replicate <epoch>` the primary answers one line,
+//! `REPLICATING <instance-id> <epoch>\r\n` (its own epoch, never older
+//! than the replica's), and from then on writes frames:
 //!
 //! ```text
 //! kind: u8 | length: u32 LE | crc32 of the payload: u32 LE | payload
@@ -40,6 +41,10 @@ pub enum Kind {
     /// The primary is alive. Payload: its wall clock (nanoseconds since
     /// the epoch, i64 LE) and the record frames it has sent (u64 LE).
     Heartbeat = 4,
+    /// The primary has been promoted again, to a newer epoch. Payload: the
+    /// epoch, u64 LE. (The greeting's epoch reaches the replica as one
+    /// too, before any other frame.)
+    Epoch = 5,
 }
 
 impl Kind {
@@ -49,6 +54,7 @@ impl Kind {
             2 => Kind::SnapshotBegin,
             3 => Kind::SnapshotEnd,
             4 => Kind::Heartbeat,
+            5 => Kind::Epoch,
             _ => return None,
         })
     }
@@ -73,6 +79,10 @@ pub fn push_heartbeat(out: &mut Vec<u8>, wall: i64, sent: u64) {
     push(out, Kind::Heartbeat, &p);
 }
 
+pub fn push_epoch(out: &mut Vec<u8>, epoch: u64) {
+    push(out, Kind::Epoch, &epoch.to_le_bytes());
+}
+
 /// A frame read and checked.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Frame<'a> {
@@ -80,6 +90,7 @@ pub enum Frame<'a> {
     SnapshotBegin,
     SnapshotEnd { next_id: u64 },
     Heartbeat { wall: i64, sent: u64 },
+    Epoch { epoch: u64 },
 }
 
 /// Why the stream cannot be read on.
@@ -142,6 +153,9 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, StreamError> {
             wall: u64_at(payload, 0) as i64,
             sent: u64_at(payload, 8),
         },
+        Kind::Epoch if len == 8 => Frame::Epoch {
+            epoch: u64_at(payload, 0),
+        },
         _ => return Err(StreamError::BadPayload),
     };
     Ok(Some((frame, HEADER + len)))
@@ -178,6 +192,7 @@ mod tests {
         push(&mut out, Kind::Record, &s);
         push_snapshot_end(&mut out, 6);
         push_heartbeat(&mut out, -3, 2);
+        push_epoch(&mut out, 12);
         // Every prefix is "not yet" or whole frames, never an error.
         for cut in 0..out.len() {
             let mut at = 0;
@@ -192,10 +207,11 @@ mod tests {
             at += n;
         }
         assert_eq!(at, out.len());
-        assert_eq!(frames.len(), 5);
+        assert_eq!(frames.len(), 6);
         assert!(frames[1].contains("id: 5") && frames[1].contains("Some([101, 109"));
         assert_eq!(frames[3], "SnapshotEnd { next_id: 6 }");
         assert_eq!(frames[4], "Heartbeat { wall: -3, sent: 2 }");
+        assert_eq!(frames[5], "Epoch { epoch: 12 }");
     }
 
     #[test]

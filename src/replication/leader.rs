@@ -69,9 +69,9 @@ impl Downstream {
     /// A replica that has just asked to follow: `earlier` (replies to what
     /// it sent before, not yet written), the answer, and the start of its
     /// snapshot.
-    pub fn new(earlier: &[u8], instance_id: &str, now: Nanos) -> Downstream {
+    pub fn new(earlier: &[u8], instance_id: &str, epoch: u64, now: Nanos) -> Downstream {
         let mut out = earlier.to_vec();
-        out.extend_from_slice(format!("REPLICATING {instance_id}\r\n").as_bytes());
+        out.extend_from_slice(format!("REPLICATING {instance_id} {epoch}\r\n").as_bytes());
         frame::push(&mut out, Kind::SnapshotBegin, &[]);
         Downstream {
             out,
@@ -127,6 +127,12 @@ impl Downstream {
             self.in_step_upto = Some(tapped);
             self.marks.pop_front();
         }
+    }
+
+    /// The primary has been promoted to a newer epoch: the replica takes
+    /// it in order with the records.
+    pub fn push_epoch(&mut self, epoch: u64) {
+        frame::push_epoch(&mut self.out, epoch);
     }
 
     /// A heartbeat, if one is due.
@@ -193,8 +199,8 @@ mod tests {
 
     #[test]
     fn acks_are_read_and_bounded() {
-        let mut d = Downstream::new(b"", "id", 0);
-        assert!(d.unsent().starts_with(b"REPLICATING id\r\n"));
+        let mut d = Downstream::new(b"", "id", 1, 0);
+        assert!(d.unsent().starts_with(b"REPLICATING id 1\r\n"));
         d.push_record(b"r");
         d.push_record(b"r");
         d.receive(b"ACK 1\r\nAC").unwrap();
@@ -203,15 +209,15 @@ mod tests {
         assert_eq!(d.acked, 2);
         // Past what was sent, or anything else, is an error.
         assert!(d.receive(b"ACK 3\r\n").is_err());
-        let mut d = Downstream::new(b"", "id", 0);
+        let mut d = Downstream::new(b"", "id", 1, 0);
         assert!(d.receive(b"put 0 0 1 1\r\n").is_err());
-        let mut d = Downstream::new(b"", "id", 0);
+        let mut d = Downstream::new(b"", "id", 1, 0);
         assert!(d.receive(&[b'A'; 100]).is_err());
     }
 
     #[test]
     fn a_replica_is_in_step_once_its_snapshot_is_acknowledged() {
-        let mut d = Downstream::new(b"", "id", 0);
+        let mut d = Downstream::new(b"", "id", 1, 0);
         d.push_record(b"snap");
         // Tapped while the snapshot runs: sent, but no mark of its own.
         d.push_records(b"", 1, 7).unwrap();
@@ -227,14 +233,14 @@ mod tests {
         d.receive(b"ACK 4\r\n").unwrap();
         assert_eq!(d.in_step_upto, Some(9));
         // An empty snapshot is in step at once.
-        let mut e = Downstream::new(b"", "id", 0);
+        let mut e = Downstream::new(b"", "id", 1, 0);
         e.end_snapshot(1, 3);
         assert_eq!(e.in_step_upto, Some(3));
     }
 
     #[test]
     fn a_replica_too_far_behind_is_dropped_and_writes_move_on() {
-        let mut d = Downstream::new(b"", "id", 0);
+        let mut d = Downstream::new(b"", "id", 1, 0);
         let n = d.unsent().len();
         d.wrote(n);
         assert!(d.unsent().is_empty());

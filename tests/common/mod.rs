@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod replicas;
+
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A fresh directory under the system temp dir, removed when dropped.

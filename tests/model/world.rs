@@ -18,12 +18,13 @@ use crate::script::{ACTORS, MAX_JOB_SIZE, MS, OBSERVER, Step, TUBES};
 pub const START: Nanos = (1 << 60) / MS * MS;
 
 /// What stats shows of the process rather than the queue.
-const PROCESS_KEYS: [&str; 11] = [
+const PROCESS_KEYS: [&str; 12] = [
     "pid",
     "version",
     "sprout-version",
     "role",
     "replicas",
+    "epoch",
     "rusage-utime",
     "rusage-stime",
     "id",

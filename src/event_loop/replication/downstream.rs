@@ -21,6 +21,11 @@ pub struct DownConn {
 }
 
 impl DownConn {
+    /// This primary has been promoted again: the replica hears of it.
+    pub fn push_epoch(&mut self, epoch: u64) {
+        self.d.push_epoch(epoch);
+    }
+
     /// The primary's tapped records it has applied, once in step.
     pub fn in_step_upto(&self) -> Option<u64> {
         self.d.in_step_upto
@@ -68,7 +73,8 @@ impl Server {
         self.forget_client(c);
         let now = self.now();
         let earlier = &conn.out[conn.sent..];
-        let mut d = Downstream::new(earlier, &self.engine.info().instance_id, now);
+        let e = &self.engine;
+        let mut d = Downstream::new(earlier, &e.info().instance_id, e.epoch(), now);
         let early = conn.framer.take_input();
         if let Err(e) = d.receive(&early) {
             warn!("replica at {}: {e}; closed", conn.peer);
@@ -209,7 +215,7 @@ impl Server {
         }
     }
 
-    fn drop_downstream(&mut self, key: usize, why: &str) {
+    pub(in crate::event_loop) fn drop_downstream(&mut self, key: usize, why: &str) {
         if let Some(mut dc) = self.downstreams.try_remove(key) {
             let _ = self.poll.registry().deregister(dc.stream.source());
             let e = LeadError::TooFarBehind.to_string();

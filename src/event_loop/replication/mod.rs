@@ -12,11 +12,13 @@
 //! ends, its frames applied to the engine, which logs them to this
 //! server's own binlog.
 //!
-//! `downstream.rs` is the primary's side, `upstream.rs` the replica's.
+//! `downstream.rs` is the primary's side, `upstream.rs` the replica's,
+//! `role.rs` what a promotion or a demotion does to them.
 
 use super::*;
 
 mod downstream;
+mod role;
 mod upstream;
 
 pub use downstream::DownConn;

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use mio::net::TcpStream;
 
-use crate::replication::follower::{FollowError, Follower, HELLO};
+use crate::replication::follower::{FollowError, Follower, hello};
 use crate::replication::frame::Frame;
 
 use super::super::*;
@@ -64,6 +64,13 @@ impl Upstream {
                 ..Default::default()
             },
         }
+    }
+
+    /// Whether it streams from `primary` now, at `epoch`.
+    pub fn streams(&self, primary: &str, epoch: u64) -> bool {
+        self.figures.primary == primary
+            && (self.link.as_ref())
+                .is_some_and(|(_, f)| f.primary_id.is_some() && f.primary_epoch == epoch)
     }
 
     /// When the next connection attempt is due, if none is open.
@@ -135,6 +142,15 @@ impl Server {
         }
     }
 
+    /// Follows no one any more.
+    pub(in crate::event_loop) fn drop_upstream(&mut self) {
+        if let Some(mut up) = self.upstream.take()
+            && let Some((mut s, _)) = up.link.take()
+        {
+            let _ = self.poll.registry().deregister(&mut s);
+        }
+    }
+
     fn upstream_failed(&mut self) {
         let Some(up) = &mut self.upstream else { return };
         if let Some((mut s, _)) = up.link.take() {
@@ -183,7 +199,7 @@ impl Server {
                 Err(e) => return self.upstream_ended(&format!("cannot connect: {e}")),
             }
             up.greeted = true;
-            up.out.extend_from_slice(HELLO);
+            up.out.extend_from_slice(&hello(self.engine.epoch()));
             up.figures.connects += 1;
         }
         let mut ended = None;
@@ -211,7 +227,20 @@ impl Server {
         };
         let applied_before = follower.applied;
         let drained = follower.drain(|f| match f {
-            Frame::Record(r) => engine.apply(r, wall, now, &mut sink),
+            Frame::Record(r) => Ok(engine.apply(r, wall, now, &mut sink)?),
+            Frame::Epoch { epoch } => {
+                let ours = engine.epoch();
+                if !engine.adopt_epoch(*epoch, &mut sink)? {
+                    return Err(FollowError::StaleEpoch {
+                        primary: *epoch,
+                        ours,
+                    });
+                }
+                if *epoch > ours {
+                    info!("the primary {} is of epoch {epoch}: this replica's epoch now", figures.primary);
+                }
+                Ok(())
+            }
             Frame::SnapshotBegin => {
                 engine.begin_resync();
                 Ok(())

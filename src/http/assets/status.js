@@ -110,7 +110,9 @@
     set("total-jobs", v.total_jobs);
     set("draining", v.draining ? "yes" : "no");
     // As page.rs's role().
-    set("role", v.role === "primary"
+    set("role", v.role === "standby"
+      ? "standby (epoch " + v.epoch + "): takes no changes"
+      : v.role === "primary"
       ? "primary, " + v.replicas + " replica" + (v.replicas === 1 ? "" : "s")
       : !v.following ? "replica of " + v.primary + ", not connected"
       : v.lag === null ? "replica of " + v.primary
