@@ -210,6 +210,8 @@ impl Engine {
                     }
                     None => y.extend_from_slice(b"-1"),
                 }
+                let position = r.position.map_or(-1, |p| p as i128);
+                let _ = write!(y, "\nreplica-position: {position}");
                 let _ = write!(y, "\nreplicas: {}", r.replicas);
             }
         }

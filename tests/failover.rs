@@ -60,6 +60,12 @@ fn role_commands_check_epochs_and_the_epoch_survives_a_restart() {
     );
     c.expect("sprout-follow 127.0.0.1:1 4\r\n", "STALE_EPOCH 5\r\n");
     assert_eq!(c.stat("stats", "role"), "primary");
+    // Demoted: no changes, no primary, the epoch kept.
+    c.expect("sprout-demote\r\n", "DEMOTED 5\r\n");
+    c.expect("sprout-demote x\r\n", "UNKNOWN_COMMAND\r\n");
+    assert_eq!(common::try_put(&mut c, 0, 0, 60, b"x"), "DRAINING\r\n");
+    assert_eq!(c.stat("stats", "role"), "standby");
+    c.expect("sprout-promote 5\r\n", "STALE_EPOCH 5\r\n");
     common::stop(s);
     assert_eq!(
         std::fs::read_to_string(dir.0.join("sprout.epoch")).unwrap(),
@@ -250,4 +256,54 @@ fn a_replica_applies_nothing_from_a_primary_of_an_older_epoch() {
     assert_eq!(rc.stat("stats", "epoch"), "5");
     assert_eq!(rc.stat("stats", "replica-following"), "false");
     common::stop(r);
+}
+
+/// Two replicas of one primary count its records alike (what a supervisor
+/// compares to promote the furthest): equal once both are in step, and
+/// each record the primary writes moves both on by one.
+#[test]
+fn replicas_of_one_primary_report_comparable_positions() {
+    let (pd, ad, bd) = (
+        TempDir::new("fo-pos-p"),
+        TempDir::new("fo-pos-a"),
+        TempDir::new("fo-pos-b"),
+    );
+    let p = Server::start(&["-b", pd.arg()]);
+    let mut pc = p.connect();
+    for _ in 0..3 {
+        put(&mut pc, 0, 0, 60, b"x");
+    }
+    let a = common::replicas::replica_of(p.port, &ad);
+    let mut ac = a.connect();
+    until_following(&mut ac);
+    until_in_step(&mut pc, &mut ac, 3);
+    // A moves on while B is not yet there.
+    put(&mut pc, 0, 0, 60, b"y");
+    pc.expect("delete 1\r\n", "DELETED\r\n");
+    let b = common::replicas::replica_of(p.port, &bd);
+    let mut bc = b.connect();
+    until_following(&mut bc);
+    until_in_step(&mut pc, &mut ac, 4);
+    until_in_step(&mut pc, &mut bc, 4);
+    let position =
+        |c: &mut common::Client| -> i64 { c.stat("stats", "replica-position").parse().unwrap() };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let settled = loop {
+        let (x, y) = (position(&mut ac), position(&mut bc));
+        if x == y && x > 0 {
+            break x;
+        }
+        assert!(Instant::now() < deadline, "positions {x} and {y}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // One put: one record.
+    put(&mut pc, 0, 0, 60, b"z");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while (position(&mut ac), position(&mut bc)) != (settled + 1, settled + 1) {
+        assert!(Instant::now() < deadline, "never moved on by one");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for s in [a, b, p] {
+        common::stop(s);
+    }
 }

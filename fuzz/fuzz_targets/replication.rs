@@ -57,7 +57,7 @@ fn drain(
             engine.begin_resync();
             Ok(())
         }
-        Frame::SnapshotEnd { next_id } => Ok(engine.end_resync(*next_id, NOW, out).map(|_| ())?),
+        Frame::SnapshotEnd { next_id, .. } => Ok(engine.end_resync(*next_id, NOW, out).map(|_| ())?),
         Frame::Heartbeat { .. } => Ok(()),
         // As upstream.rs: an older epoch than the replica's stops the
         // stream before anything after it is applied.
@@ -169,7 +169,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             5 => {
-                frame::push_snapshot_end(&mut stream, id);
+                frame::push_snapshot_end(&mut stream, id, id);
                 if !corrupt && !stale && let Some(s) = seen.take() {
                     model.retain(|id, _| s.contains(id));
                 }

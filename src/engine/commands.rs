@@ -120,6 +120,7 @@ impl Engine {
             Command::Replicate { epoch } => return self.replicate(c, epoch, sink),
             Command::Promote { epoch } => self.promote(c, epoch, sink),
             Command::Follow { primary, epoch } => self.follow(c, primary, epoch, sink),
+            Command::Demote => self.demote(c, sink),
             Command::Put { .. } => unreachable!("put goes through begin_put/finish_put"),
             Command::Reserve => return self.reserve(c, None, now, sink),
             Command::ReserveWithTimeout(s) => return self.reserve(c, Some(s), now, sink),

@@ -32,6 +32,9 @@ pub struct ReplicationView {
     pub following: bool,
     /// Records applied from it since start.
     pub applied: u64,
+    /// Its records this replica holds, counted as it counts them, once in
+    /// step on this connection (a supervisor promotes the furthest).
+    pub position: Option<u64>,
     /// When the newest heartbeat was applied (engine clock), and how far
     /// its stamp was behind this server's wall clock then.
     pub heard: Option<(Nanos, i64)>,

@@ -119,6 +119,16 @@ impl Engine {
         let _ = write!(sink.out(c), "PROMOTED {}\r\n", self.epoch);
     }
 
+    /// `sprout-demote`: take no changes from now on, follow no one. Needs
+    /// no epoch: it only takes away.
+    pub(super) fn demote(&mut self, c: ClientId, sink: &mut impl Sink) {
+        if !self.replica || self.replication.primary.is_some() {
+            self.replica = true;
+            self.role_change = Some(RoleChange::Standby);
+        }
+        let _ = write!(sink.out(c), "DEMOTED {}\r\n", self.epoch);
+    }
+
     /// `sprout-follow HOST:PORT EPOCH`: take no changes from now on, and
     /// follow that primary, whose epoch must be no older than this node's.
     pub(super) fn follow(&mut self, c: ClientId, primary: &str, epoch: u64, sink: &mut impl Sink) {

@@ -63,6 +63,9 @@ pub enum Command<'a> {
         primary: &'a str,
         epoch: u64,
     },
+    /// `sprout-demote`: stop taking changes at once and follow no one
+    /// (what a supervisor sends when it can no longer renew its lease).
+    Demote,
 }
 
 impl Command<'_> {
@@ -116,7 +119,8 @@ impl Command<'_> {
             Command::Quit
             | Command::Replicate { .. }
             | Command::Promote { .. }
-            | Command::Follow { .. } => return None,
+            | Command::Follow { .. }
+            | Command::Demote => return None,
         })
     }
 }

@@ -250,6 +250,9 @@ fn leading_u32(s: &[u8]) -> Option<(u32, &[u8])> {
 /// sprout's replication commands, after `sprout-` (doc/ha.md): no
 /// beanstalkd client sends these names.
 fn parse_role(rest: &[u8]) -> Result<Command<'_>, ParseError> {
+    if rest == b"demote" {
+        return Ok(Command::Demote);
+    }
     if rest == b"replicate" {
         return Ok(Command::Replicate { epoch: 0 });
     }

@@ -85,6 +85,11 @@ pub struct Follower {
     pub primary_id: Option<String>,
     /// The primary's epoch, from its answer and any newer since.
     pub primary_epoch: u64,
+    /// The primary's records this replica holds, counted as the primary
+    /// counts them (since its start), once its snapshot has ended: two
+    /// replicas of one primary compare by it (the further is the one to
+    /// promote).
+    pub position: Option<u64>,
     /// Record frames applied on this connection.
     pub applied: u64,
     acked: u64,
@@ -153,7 +158,11 @@ impl Follower {
                         break Err(e);
                     }
                     match f {
-                        Frame::Record(_) => self.applied += 1,
+                        Frame::Record(_) => {
+                            self.applied += 1;
+                            self.position = self.position.map(|p| p + 1);
+                        }
+                        Frame::SnapshotEnd { position, .. } => self.position = Some(position),
                         Frame::Heartbeat { wall, sent } => self.heard = Some((wall, sent)),
                         Frame::Epoch { epoch } => self.primary_epoch = epoch,
                         _ => {}
@@ -209,7 +218,8 @@ mod tests {
         let mut bytes = b"REPLICATING abc 7\r\n".to_vec();
         frame::push(&mut bytes, Kind::SnapshotBegin, &[]);
         frame::push(&mut bytes, Kind::Record, &r);
-        frame::push_snapshot_end(&mut bytes, 4);
+        frame::push_snapshot_end(&mut bytes, 4, 9);
+        frame::push(&mut bytes, Kind::Record, &r);
         let mut seen = Vec::new();
         // A byte at a time: nothing is applied twice or early.
         for b in &bytes {
@@ -227,14 +237,16 @@ mod tests {
                 "Epoch { epoch:",
                 "SnapshotBegin",
                 "Record(Record ",
-                "SnapshotEnd { "
+                "SnapshotEnd { ",
+                "Record(Record "
             ]
         );
+        assert_eq!(f.position, Some(10));
         assert_eq!(f.buffered(), 0);
         let mut out = Vec::new();
         f.ack(&mut out);
         f.ack(&mut out);
-        assert_eq!(out, b"ACK 1\r\n");
+        assert_eq!(out, b"ACK 2\r\n");
     }
 
     #[test]

@@ -36,7 +36,9 @@ pub enum Kind {
     SnapshotBegin = 2,
     /// The snapshot is complete: jobs the replica holds and did not hear
     /// of since it began are gone on the primary. Payload: the primary's
-    /// next job id, u64 LE.
+    /// next job id and its position (the records it had tapped, with
+    /// which the replica is now in step), u64 LE each; every record frame
+    /// after it moves the position on by one.
     SnapshotEnd = 3,
     /// The primary is alive. Payload: its wall clock (nanoseconds since
     /// the epoch, i64 LE) and the record frames it has sent (u64 LE).
@@ -68,8 +70,11 @@ pub fn push(out: &mut Vec<u8>, kind: Kind, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
-pub fn push_snapshot_end(out: &mut Vec<u8>, next_id: u64) {
-    push(out, Kind::SnapshotEnd, &next_id.to_le_bytes());
+pub fn push_snapshot_end(out: &mut Vec<u8>, next_id: u64, position: u64) {
+    let mut p = [0u8; 16];
+    p[..8].copy_from_slice(&next_id.to_le_bytes());
+    p[8..].copy_from_slice(&position.to_le_bytes());
+    push(out, Kind::SnapshotEnd, &p);
 }
 
 pub fn push_heartbeat(out: &mut Vec<u8>, wall: i64, sent: u64) {
@@ -88,7 +93,7 @@ pub fn push_epoch(out: &mut Vec<u8>, epoch: u64) {
 pub enum Frame<'a> {
     Record(Record<'a>),
     SnapshotBegin,
-    SnapshotEnd { next_id: u64 },
+    SnapshotEnd { next_id: u64, position: u64 },
     Heartbeat { wall: i64, sent: u64 },
     Epoch { epoch: u64 },
 }
@@ -146,8 +151,9 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, StreamError> {
             Frame::Record(r)
         }
         Kind::SnapshotBegin if len == 0 => Frame::SnapshotBegin,
-        Kind::SnapshotEnd if len == 8 => Frame::SnapshotEnd {
+        Kind::SnapshotEnd if len == 16 => Frame::SnapshotEnd {
             next_id: u64_at(payload, 0),
+            position: u64_at(payload, 8),
         },
         Kind::Heartbeat if len == 16 => Frame::Heartbeat {
             wall: u64_at(payload, 0) as i64,
@@ -190,7 +196,7 @@ mod tests {
         let mut s = Vec::new();
         record::encode_short(&mut s, &rec(5, DiskState::Deleted));
         push(&mut out, Kind::Record, &s);
-        push_snapshot_end(&mut out, 6);
+        push_snapshot_end(&mut out, 6, 40);
         push_heartbeat(&mut out, -3, 2);
         push_epoch(&mut out, 12);
         // Every prefix is "not yet" or whole frames, never an error.
@@ -209,7 +215,7 @@ mod tests {
         assert_eq!(at, out.len());
         assert_eq!(frames.len(), 6);
         assert!(frames[1].contains("id: 5") && frames[1].contains("Some([101, 109"));
-        assert_eq!(frames[3], "SnapshotEnd { next_id: 6 }");
+        assert_eq!(frames[3], "SnapshotEnd { next_id: 6, position: 40 }");
         assert_eq!(frames[4], "Heartbeat { wall: -3, sent: 2 }");
         assert_eq!(frames[5], "Epoch { epoch: 12 }");
     }

@@ -111,7 +111,7 @@ impl Downstream {
     /// The snapshot is complete: with it the replica holds every change
     /// up to the primary's `tapped` records.
     pub fn end_snapshot(&mut self, next_id: u64, tapped: u64) {
-        frame::push_snapshot_end(&mut self.out, next_id);
+        frame::push_snapshot_end(&mut self.out, next_id, tapped);
         self.snapshot = None;
         self.marks.push_back((self.sent, tapped));
         // An empty snapshot is acknowledged already.

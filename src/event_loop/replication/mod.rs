@@ -37,6 +37,7 @@ impl Server {
             primary: up.map(|f| f.primary.clone()),
             following: up.is_some_and(|f| f.connected),
             applied: up.map_or(0, |f| f.applied),
+            position: up.and_then(|f| f.position),
             heard: up.and_then(|f| f.heard),
         };
         if *self.engine.replication_view() != v {

@@ -41,7 +41,7 @@ impl Server {
                 self.step_down(c);
                 self.drop_upstream();
                 warn!(
-                    "a replica knows epoch {epoch}, newer than this primary's: a newer primary exists, so this server takes no changes (DRAINING) until a supervisor says whom to follow (sprout-follow)"
+                    "a standby now, at epoch {epoch} (demoted, or a replica knew a newer epoch): this server takes no changes (DRAINING) until a supervisor says whom to follow (sprout-follow) or promotes it"
                 );
             }
         }

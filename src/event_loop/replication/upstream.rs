@@ -26,6 +26,9 @@ pub struct UpstreamFigures {
     pub synced: bool,
     /// Records applied since start, on every connection.
     pub applied: u64,
+    /// Where this replica stands in its primary's records, once in step
+    /// on the current connection (`Follower::position`).
+    pub position: Option<u64>,
     /// Connections made to the primary since start.
     pub connects: u64,
     /// When the newest heartbeat was applied (engine clock), and how far
@@ -245,7 +248,7 @@ impl Server {
                 engine.begin_resync();
                 Ok(())
             }
-            Frame::SnapshotEnd { next_id } => {
+            Frame::SnapshotEnd { next_id, .. } => {
                 let gone = engine.end_resync(*next_id, now, &mut sink)?;
                 figures.synced = true;
                 info!(
@@ -261,6 +264,7 @@ impl Server {
             }
         });
         figures.applied += follower.applied - applied_before;
+        figures.position = follower.position;
         if follower.primary_id.is_some() && !figures.connected {
             figures.connected = true;
             figures.synced = false;
