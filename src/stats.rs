@@ -189,7 +189,7 @@ impl Engine {
         let r = self.replication_view();
         match &r.primary {
             None => {
-                let role = if self.is_replica() {
+                let role = if self.refuses_changes() {
                     "standby"
                 } else {
                     "primary"

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::replicas::{jobs, until_following, until_in_step};
+use common::replicas::{follow, jobs, put_once_in_step, until_following, until_in_step};
 use common::{Server, TempDir, put};
 
 fn standby(dir: &TempDir, extra: &[&str]) -> Server {
@@ -109,11 +109,7 @@ fn an_old_primary_that_meets_a_newer_epoch_stops_taking_changes() {
     for i in 0..5 {
         put(&mut ac, i, 0, 60, format!("job{i}").as_bytes());
     }
-    bc.expect(
-        format!("sprout-follow {} 3\r\n", addr(&a)),
-        "FOLLOWING 3\r\n",
-    );
-    until_following(&mut bc);
+    follow(&mut bc, &a, 3);
     until_in_step(&mut ac, &mut bc, 5);
     // B is elected (epoch 7) while A, cut off, still thinks it is primary
     // and, asynchronous, takes a put that B never hears of.
@@ -138,11 +134,7 @@ fn an_old_primary_that_meets_a_newer_epoch_stops_taking_changes() {
     // asynchronous replication loses it, and B gives its id out again:
     // doc/ha.md), and ids go on from B's.
     for c in [&mut ac, &mut cc] {
-        c.expect(
-            format!("sprout-follow {} 7\r\n", addr(&b)),
-            "FOLLOWING 7\r\n",
-        );
-        until_following(c);
+        follow(c, &b, 7);
     }
     let next = put(&mut bc, 9, 0, 60, b"after");
     assert!(next > 5, "id {next} after B's 5");
@@ -171,17 +163,9 @@ fn a_demoted_primary_never_sends_a_reply_it_held_for_a_replica() {
     let mut pc = p.connect();
     pc.expect("sprout-promote 2\r\n", "PROMOTED 2\r\n");
     let mut rc = r.connect();
-    rc.expect(
-        format!("sprout-follow {} 2\r\n", addr(&p)),
-        "FOLLOWING 2\r\n",
-    );
-    until_following(&mut rc);
+    follow(&mut rc, &p, 2);
     // In step once a put goes through.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while common::try_put(&mut pc, 0, 0, 60, b"first") != "INSERTED 1\r\n" {
-        assert!(Instant::now() < deadline, "never in step");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    put_once_in_step(&mut pc);
     // The replica stops reading; a put's reply waits for it.
     r.signal(libc::SIGSTOP);
     let mut waiting = p.connect();
@@ -211,11 +195,7 @@ fn ids_keep_rising_across_a_promotion() {
     pc.expect("delete 5\r\n", "DELETED\r\n");
     pc.expect("delete 4\r\n", "DELETED\r\n");
     let mut rc = r.connect();
-    rc.expect(
-        format!("sprout-follow {} 0\r\n", addr(&p)),
-        "FOLLOWING 0\r\n",
-    );
-    until_following(&mut rc);
+    follow(&mut rc, &p, 0);
     until_in_step(&mut pc, &mut rc, 5);
     common::crash(p);
     rc.expect("sprout-promote 1\r\n", "PROMOTED 1\r\n");

@@ -12,24 +12,8 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::replicas::{jobs, replica_of, until_following, until_in_step};
+use common::replicas::{jobs, put_once_in_step, replica_of, until_following, until_in_step};
 use common::{Client, Server, TempDir, put};
-
-/// Puts one job on a --sync-replicas primary once its replicas are in
-/// step: refused until then, and each refusal stores nothing, so trying
-/// again is safe.
-fn put_once_in_step(c: &mut Client) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match common::try_put(c, 0, 0, 60, b"first").as_str() {
-            "OUT_OF_MEMORY\r\n" => {}
-            r if r.starts_with("INSERTED ") => return,
-            other => panic!("put: {other}"),
-        }
-        assert!(Instant::now() < deadline, "the replica never came in step");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn a_replica_holds_what_its_primary_holds_and_refuses_changes() {

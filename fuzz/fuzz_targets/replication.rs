@@ -85,7 +85,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut engine = Engine::new(1000, ServerInfo::default(), NOW);
-    engine.set_replica(true);
+    engine.set_refuses_changes(true);
     engine.connect(0);
     let mut out = Out(Vec::new());
     let mut f = Follower::default();

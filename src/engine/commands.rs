@@ -32,7 +32,7 @@ impl Engine {
         now: Nanos,
         sink: &mut impl Sink,
     ) {
-        if self.draining || self.replica {
+        if self.draining || self.refuses_changes {
             sink.out(c).extend_from_slice(b"DRAINING\r\n");
             return;
         }
@@ -105,11 +105,11 @@ impl Engine {
         if let Some(op) = cmd.op() {
             self.count(op);
         }
-        if self.writes_refused && !self.replica && writes_a_record(cmd) {
+        if self.writes_refused && !self.refuses_changes && writes_a_record(cmd) {
             sink.out(c).extend_from_slice(b"INTERNAL_ERROR\r\n");
             return Outcome::Done;
         }
-        if self.replica && cmd.changes_the_queue() {
+        if self.refuses_changes && cmd.changes_the_queue() {
             // A replica's queue is its primary's: say so, in the word
             // beanstalkd uses for "not taking this now" (doc/compatibility.md).
             sink.out(c).extend_from_slice(b"DRAINING\r\n");

@@ -185,8 +185,9 @@ pub struct Engine {
     /// Tubes one connection may watch: [`MAX_WATCHED`], lower only where a
     /// test or fuzz target wants the bound within reach.
     max_watched: usize,
-    /// A replica: commands that change the queue are refused.
-    replica: bool,
+    /// A replica or a standby: commands that change the queue are refused
+    /// (a primary is the one role that takes them).
+    refuses_changes: bool,
     /// During a replica's resync, the ids heard of since it began.
     resync: Option<std::collections::HashSet<u64>>,
     replication: ReplicationView,
@@ -248,7 +249,7 @@ impl Engine {
             job_bytes: 0,
             max_memory: None,
             max_watched: MAX_WATCHED,
-            replica: false,
+            refuses_changes: false,
             resync: None,
             replication: ReplicationView::default(),
             writes_refused: false,

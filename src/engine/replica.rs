@@ -61,14 +61,14 @@ impl Engine {
         &self.replication
     }
 
-    /// Makes this engine a replica (or a primary again): commands that
-    /// change the queue are answered `DRAINING` while it is one.
-    pub fn set_replica(&mut self, on: bool) {
-        self.replica = on;
+    /// Makes this engine refuse changes (a replica or a standby) or take
+    /// them again (a primary): refused commands are answered `DRAINING`.
+    pub fn set_refuses_changes(&mut self, on: bool) {
+        self.refuses_changes = on;
     }
 
-    pub fn is_replica(&self) -> bool {
-        self.replica
+    pub fn refuses_changes(&self) -> bool {
+        self.refuses_changes
     }
 
     /// `--sync-replicas`: while too few replicas are in step, changes that

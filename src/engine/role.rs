@@ -46,7 +46,7 @@ impl Engine {
     /// `--standby`: start taking no changes, until promoted or told to
     /// follow.
     pub fn set_standby(&mut self) {
-        self.replica = true;
+        self.refuses_changes = true;
     }
 
     /// A replica has heard its primary's epoch: a newer one is saved and
@@ -85,8 +85,8 @@ impl Engine {
         if epoch <= self.epoch {
             return Outcome::Replicate;
         }
-        if !self.replica {
-            self.replica = true;
+        if !self.refuses_changes {
+            self.refuses_changes = true;
             self.role_change = Some(RoleChange::Standby);
         }
         // Saved if it can be; refused changes are safe either way.
@@ -103,8 +103,8 @@ impl Engine {
             sink.out(c).extend_from_slice(b"NO_BINLOG\r\n");
             return;
         }
-        let again = epoch == self.epoch && !self.replica;
-        if epoch < self.epoch || (epoch == self.epoch && self.replica) {
+        let again = epoch == self.epoch && !self.refuses_changes;
+        if epoch < self.epoch || (epoch == self.epoch && self.refuses_changes) {
             let _ = write!(sink.out(c), "STALE_EPOCH {}\r\n", self.epoch);
             return;
         }
@@ -113,7 +113,7 @@ impl Engine {
                 sink.out(c).extend_from_slice(e.reply());
                 return;
             }
-            self.replica = false;
+            self.refuses_changes = false;
             self.role_change = Some(RoleChange::Primary);
         }
         let _ = write!(sink.out(c), "PROMOTED {}\r\n", self.epoch);
@@ -122,8 +122,8 @@ impl Engine {
     /// `sprout-demote`: take no changes from now on, follow no one. Needs
     /// no epoch: it only takes away.
     pub(super) fn demote(&mut self, c: ClientId, sink: &mut impl Sink) {
-        if !self.replica || self.replication.primary.is_some() {
-            self.replica = true;
+        if !self.refuses_changes || self.replication.primary.is_some() {
+            self.refuses_changes = true;
             self.role_change = Some(RoleChange::Standby);
         }
         let _ = write!(sink.out(c), "DEMOTED {}\r\n", self.epoch);
@@ -144,7 +144,7 @@ impl Engine {
             sink.out(c).extend_from_slice(e.reply());
             return;
         }
-        self.replica = true;
+        self.refuses_changes = true;
         self.role_change = Some(RoleChange::Follow(primary.to_string()));
         let _ = write!(sink.out(c), "FOLLOWING {}\r\n", self.epoch);
     }

@@ -215,7 +215,7 @@ mod replica {
     #[test]
     fn records_are_applied_as_recovery_reads_them() {
         let mut e = engine();
-        e.set_replica(true);
+        e.set_refuses_changes(true);
         apply(&mut e, &full(7, "mail", DiskState::Ready, 0));
         apply(
             &mut e,
@@ -241,7 +241,7 @@ mod replica {
         assert_eq!(t(&e), (0, 0, 2));
         // Buried in the primary's order: 9 (rank 4) before 7 (rank 5).
         e.execute(0, &Command::Use("mail"), NOW, &mut Out::default());
-        e.set_replica(false);
+        e.set_refuses_changes(false);
         assert!(ask(&mut e, &Command::PeekBuried).starts_with("FOUND 9 "));
         // The delete of 99 was not applied, but its id is used up: the next
         // id is past every id heard of.
@@ -251,7 +251,7 @@ mod replica {
     #[test]
     fn a_replica_refuses_changes_and_serves_reads() {
         let mut e = engine();
-        e.set_replica(true);
+        e.set_refuses_changes(true);
         apply(&mut e, &full(1, "default", DiskState::Ready, 0));
         for cmd in [
             Command::Delete(1),
@@ -273,7 +273,7 @@ mod replica {
     #[test]
     fn a_resync_removes_what_the_primary_no_longer_holds() {
         let mut e = engine();
-        e.set_replica(true);
+        e.set_refuses_changes(true);
         for id in 1..=3 {
             apply(&mut e, &full(id, "t", DiskState::Ready, 0));
         }

@@ -250,7 +250,7 @@ impl Server {
     /// Follows `primary` (HOST:PORT) as a replica: the engine refuses
     /// changes of its own from now on.
     pub fn follow(&mut self, primary: String) {
-        self.engine.set_replica(true);
+        self.engine.set_refuses_changes(true);
         self.upstream = Some(Upstream::new(primary));
     }
 

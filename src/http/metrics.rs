@@ -200,7 +200,7 @@ pub fn render(live: &mut Live, gzip: bool) -> Reply {
         "sprout_replica",
         "gauge",
         "1 on a read-only replica (--replica-of) or a standby: changes are refused.",
-        e.is_replica() as u8,
+        e.refuses_changes() as u8,
     );
     o.one(
         "sprout_epoch",

@@ -35,7 +35,7 @@ const _: () = assert!(RATE_WINDOW_SECS == 60, "WINDOW says 1 min");
 pub fn role(e: &crate::engine::Engine, now: crate::job::Nanos) -> String {
     let r = e.replication_view();
     match &r.primary {
-        None if e.is_replica() => format!("standby (epoch {}): takes no changes", e.epoch()),
+        None if e.refuses_changes() => format!("standby (epoch {}): takes no changes", e.epoch()),
         None => format!(
             "primary, {} replica{}",
             r.replicas,

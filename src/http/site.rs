@@ -30,7 +30,7 @@ impl Site for Live<'_> {
             "/readyz" if !self.figures.ready => Reply::text(503, "recovering"),
             // Ready for reads, not writes: a load balancer for writers
             // skips it.
-            "/readyz" if self.engine.is_replica() => {
+            "/readyz" if self.engine.refuses_changes() => {
                 let standby = self.engine.replication_view().primary.is_none();
                 Reply::text(503, if standby { "standby" } else { "replica" })
             }

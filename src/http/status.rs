@@ -258,7 +258,11 @@ pub fn json(live: &Live, filter: &Filter) -> Vec<u8> {
     o.truncate(o.len() - 1);
     match &r.primary {
         None => {
-            let role = if e.is_replica() { "standby" } else { "primary" };
+            let role = if e.refuses_changes() {
+                "standby"
+            } else {
+                "primary"
+            };
             let _ = write!(o, ",\"role\":\"{role}\",\"replicas\":{}", r.replicas);
         }
         Some(p) => {

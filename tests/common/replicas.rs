@@ -63,3 +63,29 @@ pub fn replica_of(port: u16, dir: &TempDir) -> Server {
     let primary = format!("127.0.0.1:{port}");
     Server::start(&["-b", dir.arg(), "--replica-of", &primary])
 }
+
+/// Puts one job on a --sync-replicas primary once its replicas are in
+/// step: refused until then, and each refusal stores nothing, so trying
+/// again is safe.
+pub fn put_once_in_step(c: &mut Client) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match super::try_put(c, 0, 0, 60, b"first").as_str() {
+            "OUT_OF_MEMORY\r\n" => {}
+            r if r.starts_with("INSERTED ") => return,
+            other => panic!("put: {other}"),
+        }
+        assert!(Instant::now() < deadline, "the replica never came in step");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Tells `c`'s server to follow `primary` at `epoch`, and waits (bounded)
+/// until it does.
+pub fn follow(c: &mut Client, primary: &Server, epoch: u64) {
+    c.expect(
+        format!("sprout-follow 127.0.0.1:{} {epoch}\r\n", primary.port),
+        format!("FOLLOWING {epoch}\r\n"),
+    );
+    until_following(c);
+}
