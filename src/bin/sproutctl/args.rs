@@ -10,10 +10,24 @@ use sprout::protocol::valid_tube_name;
 use crate::{exit, output};
 
 /// Every subcommand's name, as argh knows them.
-pub const SUBCOMMANDS: [&str; 12] = [
-    "put", "peek", "delete", "kick", "kick-job", "pause", "flush", "stats", "tubes", "top", "work",
+pub const SUBCOMMANDS: [&str; 13] = [
+    "put",
+    "peek",
+    "delete",
+    "kick",
+    "kick-job",
+    "pause",
+    "flush",
+    "stats",
+    "tubes",
+    "top",
+    "work",
     "call",
+    "supervise",
 ];
+
+/// The global flags that take a value.
+const GLOBAL_OPTIONS: [&str; 3] = ["--server", "--etcd", "--cluster"];
 
 /// Where the subcommand is in `args`, if one is named.
 pub fn subcommand(args: &[String]) -> Option<usize> {
@@ -25,7 +39,7 @@ pub fn subcommand(args: &[String]) -> Option<usize> {
             return Some(i);
         }
         // --server takes a value, which might spell a subcommand's name.
-        i += if a == "--server" { 2 } else { 1 };
+        i += if GLOBAL_OPTIONS.contains(&a) { 2 } else { 1 };
     }
     None
 }
@@ -40,9 +54,13 @@ pub fn hoist_globals(mut args: Vec<String>) -> Vec<String> {
     let mut moved = Vec::new();
     let mut i = sub + 1;
     while i < args.len() && args[i] != "--" {
-        if args[i] == "--json" || args[i].starts_with("--server=") {
+        let a = args[i].as_str();
+        let joined = GLOBAL_OPTIONS
+            .iter()
+            .any(|o| a.starts_with(&format!("{o}=")));
+        if a == "--json" || joined {
             moved.push(args.remove(i));
-        } else if args[i] == "--server" && i + 1 < args.len() {
+        } else if GLOBAL_OPTIONS.contains(&a) && i + 1 < args.len() {
             moved.push(args.remove(i));
             moved.push(args.remove(i));
         } else {
@@ -50,12 +68,10 @@ pub fn hoist_globals(mut args: Vec<String>) -> Vec<String> {
         }
     }
     // argh wants `--server X`, not `--server=X`.
-    let moved = moved
-        .into_iter()
-        .flat_map(|a| match a.strip_prefix("--server=") {
-            Some(v) => vec!["--server".to_string(), v.to_string()],
-            None => vec![a],
-        });
+    let moved = moved.into_iter().flat_map(|a| match a.split_once('=') {
+        Some((o, v)) if GLOBAL_OPTIONS.contains(&o) => vec![o.to_string(), v.to_string()],
+        _ => vec![a],
+    });
     args.splice(sub..sub, moved);
     args
 }

@@ -143,6 +143,20 @@ impl Conn {
         }
     }
 
+    /// Bounds every read and write from now on: a server that accepts but
+    /// never answers (SIGSTOPped) fails the command as Lost rather than
+    /// hanging its caller.
+    pub fn set_timeout(&self, d: Duration) {
+        let _ = self.writer.set_read_timeout(Some(d));
+        let _ = self.writer.set_write_timeout(Some(d));
+    }
+
+    /// One command line with no body (`line` without its CRLF) and its
+    /// reply line: for the commands sproutctl has no method for.
+    pub fn command(&mut self, line: &str) -> Result<String, Error> {
+        self.ask(format!("{line}\r\n").as_bytes(), None)
+    }
+
     /// Sends a command (with its body, for put) and reads the reply line,
     /// without its CRLF.
     fn ask(&mut self, command: &[u8], body: Option<&[u8]>) -> Result<String, Error> {

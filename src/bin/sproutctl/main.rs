@@ -6,7 +6,8 @@
 //! delete, kick, pause, flush, stats, tubes), [`top`] (the live view),
 //! [`work`] (a shell command
 //! as a worker), [`call`] (a job whose worker's output comes back),
-//! [`output`] (tables, JSON, escaping). doc/cli.md and doc/sproutctl.1
+//! [`output`] (tables, JSON, escaping), [`supervise`] (etcd elects the
+//! primary). doc/cli.md and doc/sproutctl.1
 //! say what each does; the exit statuses are [`exit`]'s.
 
 mod admin;
@@ -16,6 +17,7 @@ mod client;
 mod exit;
 mod output;
 mod servers;
+mod supervise;
 mod top;
 mod work;
 
@@ -31,6 +33,14 @@ struct Args {
     /// comma-separated list, or 127.0.0.1:11300)
     #[argh(option)]
     server: Vec<String>,
+    /// find the primary through etcd: its endpoints, comma-separated
+    /// http://HOST:PORT (or SPROUT_ETCD); what `supervise` talks to
+    #[argh(option)]
+    etcd: Option<String>,
+    /// the cluster's name in etcd: its keys are under /sprout/NAME/
+    /// (default sprout)
+    #[argh(option, default = "String::from(\"sprout\")")]
+    cluster: String,
     /// machine-readable output, one JSON document
     #[argh(switch)]
     json: bool,
@@ -53,11 +63,15 @@ enum Sub {
     Top(top::TopArgs),
     Work(work::WorkArgs),
     Call(call::CallArgs),
+    Supervise(supervise::SuperviseArgs),
 }
 
 /// What every subcommand gets: the servers and how to print.
 pub struct Ctx {
     pub servers: Vec<String>,
+    /// `--etcd`, for `supervise`.
+    pub etcd: Option<String>,
+    pub cluster: String,
     pub json: bool,
 }
 
@@ -100,6 +114,26 @@ fn main() {
             .collect();
         from = "SPROUT_SERVERS entry";
     }
+    let is_supervise = matches!(args.cmd, Sub::Supervise(_));
+    // --etcd (not for supervise, which talks to etcd itself): the primary
+    // is whoever holds the leader key now.
+    let etcd = args
+        .etcd
+        .clone()
+        .or_else(|| std::env::var("SPROUT_ETCD").ok());
+    if servers.is_empty()
+        && !is_supervise
+        && let Some(endpoints) = &args.etcd
+    {
+        match supervise::find_primary(endpoints, &args.cluster) {
+            Ok(primary) => servers.push(primary),
+            Err(why) => {
+                eprintln!("sproutctl: {why}");
+                std::process::exit(exit::UNAVAILABLE)
+            }
+        }
+        from = "etcd leader";
+    }
     if servers.is_empty() {
         servers.push(DEFAULT_SERVER.to_string());
     }
@@ -111,6 +145,8 @@ fn main() {
     }
     let ctx = Ctx {
         servers,
+        etcd,
+        cluster: args.cluster,
         json: args.json,
     };
     let status = match args.cmd {
@@ -126,6 +162,7 @@ fn main() {
         Sub::Top(a) => top::run(&ctx, a),
         Sub::Work(a) => work::run(&ctx, a),
         Sub::Call(a) => call::run(&ctx, a),
+        Sub::Supervise(a) => supervise::run(&ctx, a),
     };
     std::process::exit(status)
 }
