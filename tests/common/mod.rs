@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod etcd;
 pub mod replicas;
 
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -167,33 +168,51 @@ impl Server {
         configure: impl Fn(&mut Command),
     ) -> Option<Server> {
         for _ in 0..5 {
-            let port = free_port();
-            let mut cmd = Command::new(bin);
-            cmd.args(["-l", "127.0.0.1", "-p", &port.to_string()])
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit());
-            configure(&mut cmd);
-            let mut child = cmd
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // lost a port race: try another port
-                }
-                // Another test's server may have taken the port between
-                // free_port and our bind: only our own process will do.
-                // No probe connection, so stats count only the test's own.
-                if listens_on(child.id(), port) {
-                    return Some(Server { child, port });
-                }
-                std::thread::sleep(Duration::from_millis(10));
+            // None: lost a port race; try another port.
+            if let Some(s) = Self::spawn_on(bin, free_port(), extra, &configure) {
+                return Some(s);
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
+        None
+    }
+
+    /// Starts sprout on `port` (one this test had before: a node coming
+    /// back where its peers know it); None if it does not listen there.
+    pub fn start_on(port: u16, extra: &[&str]) -> Option<Server> {
+        Self::spawn_on(sprout_bin(), port, extra, |_| {})
+    }
+
+    fn spawn_on(
+        bin: &str,
+        port: u16,
+        extra: &[&str],
+        configure: impl Fn(&mut Command),
+    ) -> Option<Server> {
+        let mut cmd = Command::new(bin);
+        cmd.args(["-l", "127.0.0.1", "-p", &port.to_string()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        configure(&mut cmd);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return None;
+            }
+            // Another test's server may have taken the port between
+            // free_port and our bind: only our own process will do.
+            // No probe connection, so stats count only the test's own.
+            if listens_on(child.id(), port) {
+                return Some(Server { child, port });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
         None
     }
 

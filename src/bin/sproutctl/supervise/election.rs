@@ -9,7 +9,14 @@
 //! - A node campaigns only while its sprout answers and no live node has
 //!   seen more of the last primary's stream (a higher (epoch, position)):
 //!   with --sync-replicas 1 the furthest replica holds every acknowledged
-//!   change, so it is the one that may be elected.
+//!   change, so it is the one that may be elected. Positions are compared
+//!   only once every live node has published after the leader key was
+//!   seen gone (its key's mod_revision above that revision): a position
+//!   published before may be stale, and a stale one could elect a replica
+//!   that lacks the last acknowledged change.
+//! - A node whose sprout does not answer gives up its lease, and with it
+//!   its published position, so that it neither holds the key nor stalls
+//!   an election.
 //! - A primary with no key (its lease lapsed, or it never had one) is
 //!   demoted before anyone else may be promoted.
 
@@ -48,6 +55,8 @@ pub struct Peer {
     pub addr: String,
     pub epoch: u64,
     pub position: i64,
+    /// The etcd revision of its last publication.
+    pub published: u64,
 }
 
 /// The leader key as read: who, at which epoch, by which lease.
@@ -66,6 +75,10 @@ pub struct Seen<'a> {
     /// None when the sprout did not answer in time.
     pub local: Option<&'a Local>,
     pub leader: Option<&'a Leader>,
+    /// The revision at which the leader key was first seen gone (None
+    /// while it is there).
+    pub gone_since: Option<u64>,
+    /// Every live node, this one included.
     pub peers: &'a [Peer],
 }
 
@@ -81,8 +94,8 @@ pub enum Step {
     Campaign,
     /// No key, yet this sprout is primary: stop it taking changes first.
     Demote,
-    /// This node holds the key but its sprout does not answer: give the
-    /// key up (revoke the lease) so that another can be elected now,
+    /// The sprout does not answer: give up the lease (the key, if held,
+    /// and the published position) so that another can be elected now,
     /// not a TTL later.
     Resign,
 }
@@ -90,10 +103,7 @@ pub enum Step {
 pub fn decide(s: &Seen) -> Step {
     let mine = |l: &Leader| l.addr == s.me && l.lease == s.lease;
     let Some(local) = s.local else {
-        return match s.leader {
-            Some(l) if mine(l) => Step::Resign,
-            _ => Step::Stay,
-        };
+        return Step::Resign;
     };
     match s.leader {
         Some(l) if mine(l) => {
@@ -118,11 +128,18 @@ pub fn decide(s: &Seen) -> Step {
         }
         None if local.role == Role::Primary => Step::Demote,
         None => {
+            let since = s.gone_since.unwrap_or(u64::MAX);
+            let settled = s.peers.iter().any(|p| p.addr == s.me)
+                && s.peers.iter().all(|p| p.published > since);
             let mine = (local.epoch, local.position);
             let ahead = (s.peers.iter())
                 .filter(|p| p.addr != s.me)
                 .any(|p| (p.epoch, p.position) > mine);
-            if ahead { Step::Stay } else { Step::Campaign }
+            if settled && !ahead {
+                Step::Campaign
+            } else {
+                Step::Stay
+            }
         }
     }
 }
@@ -153,16 +170,29 @@ mod tests {
             addr: addr.to_string(),
             epoch,
             position,
+            published: 101,
         }
     }
 
+    /// As seen with the key gone since revision 100, this node ("a:1",
+    /// at the position its Local says) among `peers`, all published after.
     fn decide_for(l: Option<&Local>, lead: Option<&Leader>, peers: &[Peer]) -> Step {
+        let mut all = peers.to_vec();
+        if let Some(l) = l
+            && !all.iter().any(|p| p.addr == "a:1")
+        {
+            all.push(Peer {
+                position: l.position,
+                ..peer("a:1", l.epoch, 0)
+            });
+        }
         decide(&Seen {
             me: "a:1",
             lease: 7,
             local: l,
             leader: lead,
-            peers,
+            gone_since: lead.is_none().then_some(100),
+            peers: &all,
         })
     }
 
@@ -191,16 +221,32 @@ mod tests {
     }
 
     #[test]
-    fn a_silent_sprout_gives_up_its_key_and_never_campaigns() {
-        assert_eq!(
-            decide_for(None, Some(&leader("a:1", 12, 7)), &[]),
-            Step::Resign
-        );
-        assert_eq!(decide_for(None, None, &[]), Step::Stay);
-        assert_eq!(
-            decide_for(None, Some(&leader("b:1", 12, 9)), &[]),
-            Step::Stay
-        );
+    fn a_silent_sprout_gives_up_its_lease_and_never_campaigns() {
+        for lead in [Some(leader("a:1", 12, 7)), None, Some(leader("b:1", 12, 9))] {
+            assert_eq!(decide_for(None, lead.as_ref(), &[]), Step::Resign);
+        }
+    }
+
+    #[test]
+    fn positions_published_before_the_key_went_are_not_compared() {
+        let me = local(Role::Replica, 12, Some("b:1"), 40);
+        // c:1 last published before the key went (revision 90 < 100): its
+        // 39 may be stale, so nobody campaigns until it publishes again.
+        let stale = [Peer {
+            published: 90,
+            ..peer("c:1", 12, 39)
+        }];
+        assert_eq!(decide_for(Some(&me), None, &stale), Step::Stay);
+        // Nor before this node's own position is published.
+        let unpublished_me = decide(&Seen {
+            me: "a:1",
+            lease: 7,
+            local: Some(&me),
+            leader: None,
+            gone_since: Some(100),
+            peers: &[peer("c:1", 12, 39)],
+        });
+        assert_eq!(unpublished_me, Step::Stay);
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct Kv {
     pub key: String,
     pub value: String,
     pub create_revision: u64,
+    /// The revision that last wrote it.
+    pub mod_revision: u64,
     pub lease: i64,
 }
 
@@ -146,17 +148,19 @@ impl Etcd {
     }
 
     /// The keys that start with `prefix`, or equal it when `prefix` is
-    /// a whole key and `whole` is set.
-    pub fn range(&mut self, prefix: &str, whole: bool) -> Result<Vec<Kv>, EtcdError> {
+    /// a whole key and `whole` is set; and the store's revision then.
+    pub fn range(&mut self, prefix: &str, whole: bool) -> Result<(Vec<Kv>, u64), EtcdError> {
         let mut body = json!({ "key": b64(prefix.as_bytes()) });
         if !whole {
             body["range_end"] = Value::String(b64(&prefix_end(prefix.as_bytes())));
         }
         let v = self.call("/v3/kv/range", body)?;
-        Ok(v["kvs"]
-            .as_array()
+        let revision =
+            number(&v["header"]["revision"]).ok_or_else(|| self.odd("range: no revision"))?;
+        let kvs = (v["kvs"].as_array())
             .map(|a| a.iter().filter_map(kv).collect())
-            .unwrap_or_default())
+            .unwrap_or_default();
+        Ok((kvs, revision as u64))
     }
 
     fn odd(&self, what: &str) -> EtcdError {
@@ -192,6 +196,7 @@ fn kv(v: &Value) -> Option<Kv> {
         key: text("key")?,
         value: text("value")?,
         create_revision: number(&v["create_revision"])? as u64,
+        mod_revision: number(&v["mod_revision"])? as u64,
         lease: number(&v["lease"]).unwrap_or(0),
     })
 }

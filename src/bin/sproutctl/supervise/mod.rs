@@ -85,6 +85,7 @@ pub fn run(ctx: &Ctx, a: SuperviseArgs) -> i32 {
         renewed: Instant::now(),
         ttl,
         last_local: None,
+        gone_since: None,
     };
     eprintln!(
         "sproutctl supervise: {} in cluster {:?}, lease TTL {}s",
@@ -118,6 +119,8 @@ struct Supervisor {
     ttl: Duration,
     /// The sprout's stats at the last answer.
     last_local: Option<Local>,
+    /// The revision at which the leader key was first seen gone.
+    gone_since: Option<u64>,
 }
 
 impl Supervisor {
@@ -131,11 +134,18 @@ impl Supervisor {
         }
         let Some(lease) = self.lease else { return };
         let leader = match etcd.range(&leader_key(&self.cluster), true) {
-            Ok(kvs) => kvs.into_iter().next().map(|kv| Leader {
-                addr: kv.value,
-                epoch: kv.create_revision,
-                lease: kv.lease,
-            }),
+            Ok((kvs, revision)) => {
+                let leader = kvs.into_iter().next().map(|kv| Leader {
+                    addr: kv.value,
+                    epoch: kv.create_revision,
+                    lease: kv.lease,
+                });
+                self.gone_since = match leader {
+                    Some(_) => None,
+                    None => Some(self.gone_since.unwrap_or(revision)),
+                };
+                leader
+            }
             Err(e) => return eprintln!("sproutctl supervise: reading the leader: {e}"),
         };
         if let Some(l) = &local {
@@ -146,7 +156,7 @@ impl Supervisor {
             }
         }
         let peers: Vec<Peer> = match etcd.range(&nodes_prefix(&self.cluster), false) {
-            Ok(kvs) => kvs.iter().filter_map(|kv| peer(&kv.value)).collect(),
+            Ok((kvs, _)) => kvs.iter().filter_map(peer).collect(),
             Err(e) => return eprintln!("sproutctl supervise: reading the nodes: {e}"),
         };
         let step = election::decide(&Seen {
@@ -154,6 +164,7 @@ impl Supervisor {
             lease,
             local: local.as_ref(),
             leader: leader.as_ref(),
+            gone_since: self.gone_since,
             peers: &peers,
         });
         match step {
@@ -201,7 +212,7 @@ impl Supervisor {
             }
             Step::Resign => {
                 eprintln!(
-                    "sproutctl supervise: {} does not answer; giving up the leadership",
+                    "sproutctl supervise: {} does not answer; giving up its lease",
                     self.me
                 );
                 self.resign(etcd);
@@ -249,6 +260,7 @@ impl Supervisor {
             );
             if self.tell("sprout-demote", "DEMOTED").is_some() {
                 self.lease = None;
+                self.last_local = None;
             }
         }
         false
@@ -301,12 +313,13 @@ impl Supervisor {
     }
 }
 
-fn peer(value: &str) -> Option<Peer> {
-    let v: serde_json::Value = serde_json::from_str(value).ok()?;
+fn peer(kv: &etcd::Kv) -> Option<Peer> {
+    let v: serde_json::Value = serde_json::from_str(&kv.value).ok()?;
     Some(Peer {
         addr: v["addr"].as_str()?.to_string(),
         epoch: v["epoch"].as_u64()?,
         position: v["position"].as_i64()?,
+        published: kv.mod_revision,
     })
 }
 
@@ -314,7 +327,7 @@ fn peer(value: &str) -> Option<Peer> {
 pub fn find_primary(endpoints: &str, cluster: &str) -> Result<String, String> {
     let mut etcd = Etcd::new(endpoints)?;
     match etcd.range(&leader_key(cluster), true) {
-        Ok(kvs) => (kvs.into_iter().next().map(|kv| kv.value)).ok_or_else(|| {
+        Ok((kvs, _)) => (kvs.into_iter().next().map(|kv| kv.value)).ok_or_else(|| {
             format!("cluster {cluster:?} has no primary in etcd now (is a supervisor running?)")
         }),
         Err(e) => Err(e.to_string()),
