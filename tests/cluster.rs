@@ -356,6 +356,27 @@ fn run_cluster(sync: &str) -> Report {
         id_fell: l.id_fell,
     };
     drop(l);
+    // sproutctl --etcd finds the primary through the leader key.
+    let out = Command::new(env!("CARGO_BIN_EXE_sproutctl"))
+        .args([
+            "--etcd",
+            &etcd.url,
+            "--cluster",
+            &cluster,
+            "put",
+            "via-etcd",
+        ])
+        .output()
+        .expect("run sproutctl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let mut c = Conn::open(p3).unwrap();
+    let found = c.line(format!("peek {id}\r\n").as_bytes());
+    assert_eq!(found, Some(format!("FOUND {id} 8")));
     for mut n in nodes {
         let _ = n.supervisor.kill();
         let _ = n.supervisor.wait();

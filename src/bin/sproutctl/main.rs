@@ -123,7 +123,7 @@ fn main() {
         .or_else(|| std::env::var("SPROUT_ETCD").ok());
     if servers.is_empty()
         && !is_supervise
-        && let Some(endpoints) = &args.etcd
+        && let Some(endpoints) = &etcd
     {
         match supervise::find_primary(endpoints, &args.cluster) {
             Ok(primary) => servers.push(primary),

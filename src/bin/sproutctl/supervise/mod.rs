@@ -128,6 +128,17 @@ impl Supervisor {
         let local = self.ask_local();
         if local.is_some() {
             self.last_local = local.clone();
+        } else {
+            // Silent: no lease (so no key, no published position) until
+            // it answers again; said once, not every tick.
+            if self.lease.is_some() {
+                eprintln!(
+                    "sproutctl supervise: {} does not answer; giving up its lease",
+                    self.me
+                );
+                self.resign(etcd);
+            }
+            return;
         }
         if !self.renew(etcd) {
             return;
