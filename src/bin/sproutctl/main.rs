@@ -12,11 +12,13 @@
 
 mod admin;
 mod args;
+mod base64;
 mod call;
 mod client;
 mod exit;
 mod output;
 mod servers;
+mod stop;
 mod supervise;
 mod top;
 mod work;

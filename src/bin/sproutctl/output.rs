@@ -123,26 +123,8 @@ pub fn escaped(body: &[u8]) -> String {
 pub fn json_body(body: &[u8]) -> String {
     match std::str::from_utf8(body) {
         Ok(s) => format!("\"body\":{}", json_str(s)),
-        Err(_) => format!("\"body_base64\":\"{}\"", base64(body)),
+        Err(_) => format!("\"body_base64\":\"{}\"", crate::base64::encode(body)),
     }
-}
-
-fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let n = (chunk[0] as u32) << 16
-            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-            | *chunk.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Writes to stdout, ignoring a closed pipe (`sproutctl tubes | head`).
@@ -153,14 +135,6 @@ pub fn print(s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_as_rfc_4648() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-    }
 
     #[test]
     fn tables_align() {

@@ -7,8 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use argh::FromArgs;
@@ -208,10 +207,8 @@ pub fn run(ctx: &Ctx, a: TopArgs) -> i32 {
             Ok(_) => exit::UNAVAILABLE,
         };
     }
-    let quit = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        let _ = signal_hook::flag::register(sig, Arc::clone(&quit));
-    }
+    // Without the flag, q still quits (and Ctrl-C then ends it unrestored).
+    let quit = crate::stop::on_signal().unwrap_or_default();
     let Some(_raw) = Raw::enter() else {
         return exit::usage("top cannot set up the terminal");
     };

@@ -14,8 +14,7 @@
 mod election;
 pub mod etcd;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use argh::FromArgs;
@@ -69,13 +68,13 @@ pub fn run(ctx: &Ctx, a: SuperviseArgs) -> i32 {
     if a.ttl < 2 {
         return exit::usage("--ttl: at least 2 seconds (etcd's own minimum is near there)");
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
-            eprintln!("sproutctl supervise: cannot catch signal {sig}: {e}");
+    let stop = match crate::stop::on_signal() {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("sproutctl supervise: cannot catch SIGTERM and SIGINT: {e}");
             return exit::FAILED;
         }
-    }
+    };
     let ttl = Duration::from_secs(a.ttl);
     let tick = (ttl / 10).min(Duration::from_millis(500));
     let mut s = Supervisor {
@@ -125,21 +124,16 @@ struct Supervisor {
 
 impl Supervisor {
     fn turn(&mut self, etcd: &mut Etcd) {
-        let local = self.ask_local();
-        if local.is_some() {
-            self.last_local = local.clone();
-        } else {
-            // Silent: no lease (so no key, no published position) until
-            // it answers again; said once, not every tick.
+        let Some(local) = self.ask_local() else {
+            // decide() says Resign to a silent sprout whatever else it
+            // sees, so etcd is not asked first; and once the lease is
+            // gone there is nothing more to give up.
             if self.lease.is_some() {
-                eprintln!(
-                    "sproutctl supervise: {} does not answer; giving up its lease",
-                    self.me
-                );
-                self.resign(etcd);
+                self.act(etcd, Step::Resign);
             }
             return;
-        }
+        };
+        self.last_local = Some(local.clone());
         if !self.renew(etcd) {
             return;
         }
@@ -159,12 +153,10 @@ impl Supervisor {
             }
             Err(e) => return eprintln!("sproutctl supervise: reading the leader: {e}"),
         };
-        if let Some(l) = &local {
-            let me = json!({"addr": self.me, "epoch": l.epoch, "position": l.position});
-            let key = format!("{}{}", nodes_prefix(&self.cluster), self.me);
-            if let Err(e) = etcd.put(&key, &me.to_string(), lease) {
-                eprintln!("sproutctl supervise: publishing this node: {e}");
-            }
+        let me = json!({"addr": self.me, "epoch": local.epoch, "position": local.position});
+        let key = format!("{}{}", nodes_prefix(&self.cluster), self.me);
+        if let Err(e) = etcd.put(&key, &me.to_string(), lease) {
+            eprintln!("sproutctl supervise: publishing this node: {e}");
         }
         let peers: Vec<Peer> = match etcd.range(&nodes_prefix(&self.cluster), false) {
             Ok((kvs, _)) => kvs.iter().filter_map(peer).collect(),
@@ -173,11 +165,15 @@ impl Supervisor {
         let step = election::decide(&Seen {
             me: &self.me,
             lease,
-            local: local.as_ref(),
+            local: Some(&local),
             leader: leader.as_ref(),
             gone_since: self.gone_since,
             peers: &peers,
         });
+        self.act(etcd, step);
+    }
+
+    fn act(&mut self, etcd: &mut Etcd, step: Step) {
         match step {
             Step::Stay => {}
             Step::Promote(epoch) => {
@@ -206,17 +202,20 @@ impl Supervisor {
                 );
                 self.tell(&format!("sprout-follow {primary} {epoch}"), "FOLLOWING");
             }
-            Step::Campaign => match etcd.create(&leader_key(&self.cluster), &self.me, lease) {
-                Ok(Created::Made(epoch)) => {
-                    eprintln!(
-                        "sproutctl supervise: {} won the election, epoch {epoch}",
-                        self.me
-                    );
-                    self.tell(&format!("sprout-promote {epoch}"), "PROMOTED");
+            Step::Campaign => {
+                let Some(lease) = self.lease else { return };
+                match etcd.create(&leader_key(&self.cluster), &self.me, lease) {
+                    Ok(Created::Made(epoch)) => {
+                        eprintln!(
+                            "sproutctl supervise: {} won the election, epoch {epoch}",
+                            self.me
+                        );
+                        self.tell(&format!("sprout-promote {epoch}"), "PROMOTED");
+                    }
+                    Ok(_) => {}
+                    Err(e) => eprintln!("sproutctl supervise: campaigning: {e}"),
                 }
-                Ok(_) => {}
-                Err(e) => eprintln!("sproutctl supervise: campaigning: {e}"),
-            },
+            }
             Step::Demote => {
                 eprintln!("sproutctl supervise: no leader key; demoting {}", self.me);
                 self.tell("sprout-demote", "DEMOTED");

@@ -82,13 +82,13 @@ pub fn run(ctx: &Ctx, a: WorkArgs) -> i32 {
     if a.concurrency == 0 || a.attempts == 0 {
         return exit::usage("--concurrency and --attempts are at least 1");
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
-            eprintln!("sproutctl: cannot handle signal {sig}: {e}");
+    let stop = match crate::stop::on_signal() {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("sproutctl: cannot handle SIGTERM and SIGINT: {e}");
             return exit::FAILED;
         }
-    }
+    };
     // Fail early, and clearly, when no server can be reached at all.
     let reachable = ctx.servers.iter().any(|s| Conn::connect(s).is_ok());
     if !reachable {

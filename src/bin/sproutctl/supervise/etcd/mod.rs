@@ -2,6 +2,9 @@
 //! (`POST /v3/...`, keys and values in base64), over plain HTTP/1.0 so
 //! that each answer ends where its connection does. No gRPC stack and no
 //! async runtime: a lease, a create-if-absent transaction, a range.
+//! [`answer`] reads what comes back.
+
+mod answer;
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -9,6 +12,9 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+use crate::base64;
+pub use answer::{Created, Kv};
 
 /// How long one etcd call may take before the next endpoint is tried.
 const CALL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -35,18 +41,6 @@ impl fmt::Display for EtcdError {
             }
         }
     }
-}
-
-/// A key as read: its value, the revision that created it (an election's
-/// epoch), and the lease it lives by (0 if none).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Kv {
-    pub key: String,
-    pub value: String,
-    pub create_revision: u64,
-    /// The revision that last wrote it.
-    pub mod_revision: u64,
-    pub lease: i64,
 }
 
 pub struct Etcd {
@@ -106,14 +100,13 @@ impl Etcd {
     /// A new lease of `ttl` seconds: its id.
     pub fn grant(&mut self, ttl: u64) -> Result<i64, EtcdError> {
         let v = self.call("/v3/lease/grant", json!({ "TTL": ttl }))?;
-        number(&v["ID"]).ok_or_else(|| self.odd("lease/grant gave no ID"))
+        answer::granted(&v).ok_or_else(|| self.odd("lease/grant gave no ID"))
     }
 
     /// Renews a lease: false when it has expired already.
     pub fn keepalive(&mut self, lease: i64) -> Result<bool, EtcdError> {
         let v = self.call("/v3/lease/keepalive", json!({ "ID": lease.to_string() }))?;
-        // The TTL left; etcd leaves the field out when it is 0 (expired).
-        Ok(number(&v["result"]["TTL"]).unwrap_or(0) > 0)
+        Ok(answer::kept_alive(&v))
     }
 
     /// Ends a lease now, and with it every key it holds.
@@ -124,25 +117,20 @@ impl Etcd {
 
     /// Puts `key` only if it does not exist.
     pub fn create(&mut self, key: &str, value: &str, lease: i64) -> Result<Created, EtcdError> {
-        let k = b64(key.as_bytes());
+        let k = base64::encode(key.as_bytes());
         let v = self.call(
             "/v3/kv/txn",
             json!({
                 "compare": [{"key": k, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}],
-                "success": [{"request_put": {"key": k, "value": b64(value.as_bytes()), "lease": lease.to_string()}}],
+                "success": [{"request_put": {"key": k, "value": base64::encode(value.as_bytes()), "lease": lease.to_string()}}],
             }),
         )?;
-        if v["succeeded"].as_bool() == Some(true) {
-            let rev =
-                number(&v["header"]["revision"]).ok_or_else(|| self.odd("txn: no revision"))?;
-            return Ok(Created::Made(rev as u64));
-        }
-        Ok(Created::Taken)
+        answer::created(&v).ok_or_else(|| self.odd("txn: succeeded, yet no revision"))
     }
 
     /// Puts `key` under `lease`.
     pub fn put(&mut self, key: &str, value: &str, lease: i64) -> Result<(), EtcdError> {
-        let body = json!({"key": b64(key.as_bytes()), "value": b64(value.as_bytes()), "lease": lease.to_string()});
+        let body = json!({"key": base64::encode(key.as_bytes()), "value": base64::encode(value.as_bytes()), "lease": lease.to_string()});
         self.call("/v3/kv/put", body)?;
         Ok(())
     }
@@ -150,17 +138,12 @@ impl Etcd {
     /// The keys that start with `prefix`, or equal it when `prefix` is
     /// a whole key and `whole` is set; and the store's revision then.
     pub fn range(&mut self, prefix: &str, whole: bool) -> Result<(Vec<Kv>, u64), EtcdError> {
-        let mut body = json!({ "key": b64(prefix.as_bytes()) });
+        let mut body = json!({ "key": base64::encode(prefix.as_bytes()) });
         if !whole {
-            body["range_end"] = Value::String(b64(&prefix_end(prefix.as_bytes())));
+            body["range_end"] = Value::String(base64::encode(&prefix_end(prefix.as_bytes())));
         }
         let v = self.call("/v3/kv/range", body)?;
-        let revision =
-            number(&v["header"]["revision"]).ok_or_else(|| self.odd("range: no revision"))?;
-        let kvs = (v["kvs"].as_array())
-            .map(|a| a.iter().filter_map(kv).collect())
-            .unwrap_or_default();
-        Ok((kvs, revision as u64))
+        answer::range(&v).ok_or_else(|| self.odd("range: no revision"))
     }
 
     fn odd(&self, what: &str) -> EtcdError {
@@ -169,36 +152,6 @@ impl Etcd {
             what: what.to_string(),
         }
     }
-}
-
-pub enum Created {
-    /// This call made the key, at this revision.
-    Made(u64),
-    /// Another holds it.
-    Taken,
-}
-
-/// etcd's JSON gives 64-bit numbers as strings.
-fn number(v: &Value) -> Option<i64> {
-    match v {
-        Value::String(s) => s.parse().ok(),
-        Value::Number(n) => n.as_i64(),
-        _ => None,
-    }
-}
-
-fn kv(v: &Value) -> Option<Kv> {
-    let text = |f: &str| {
-        let raw = unb64(v[f].as_str().unwrap_or(""))?;
-        String::from_utf8(raw).ok()
-    };
-    Some(Kv {
-        key: text("key")?,
-        value: text("value")?,
-        create_revision: number(&v["create_revision"])? as u64,
-        mod_revision: number(&v["mod_revision"])? as u64,
-        lease: number(&v["lease"]).unwrap_or(0),
-    })
 }
 
 /// The key just past every key that starts with `prefix`.
@@ -229,70 +182,14 @@ fn post(endpoint: &str, path: &str, body: &str) -> io::Result<(u16, String)> {
     s.write_all(req.as_bytes())?;
     let mut raw = Vec::new();
     s.take(MAX_ANSWER).read_to_end(&mut raw)?;
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut resp = httparse::Response::new(&mut headers);
-    let at = match resp.parse(&raw) {
-        Ok(httparse::Status::Complete(at)) => at,
-        _ => return Err(bad("not an HTTP answer")),
-    };
-    let status = resp.code.ok_or_else(|| bad("no status"))?;
-    Ok((status, String::from_utf8_lossy(&raw[at..]).into_owned()))
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding, as etcd's gateway wants bytes.
-pub fn b64(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-pub fn unb64(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim_end_matches('=');
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in text.bytes() {
-        let v = B64.iter().position(|&b| b == c)? as u32;
-        acc = acc << 6 | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    let (status, body) = answer::http(&raw)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    Ok((status, String::from_utf8_lossy(body).into_owned()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_round_trips_and_matches_the_standard() {
-        assert_eq!(b64(b"x"), "eA==");
-        assert_eq!(b64(b"sprout/leader"), "c3Byb3V0L2xlYWRlcg==");
-        assert_eq!(b64(b"abc"), "YWJj");
-        for n in 0..40u8 {
-            let data: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37).wrapping_add(n)).collect();
-            assert_eq!(unb64(&b64(&data)).as_deref(), Some(&data[..]));
-        }
-        assert_eq!(unb64("e!=="), None);
-    }
 
     #[test]
     fn a_prefix_ends_just_past_its_keys() {
