@@ -1,6 +1,8 @@
 //! Three sprouts, a real etcd and `sproutctl supervise` beside each node,
 //! under load from a producer that follows the primary: kill -9 the
-//! primary and bring it back, then SIGSTOP the next one and let it go on. With
+//! primary and bring it back, SIGSTOP the next one and let it go on, then
+//! lose the third one's whole machine (its supervisor killed with it, so
+//! only the lease's lapse ends its leadership) and bring it back. With
 //! --sync-replicas 1 every acknowledged put is on the final primary
 //! exactly once, with its body and priority, every acknowledged delete
 //! stuck, and ids only rose. The asynchronous run reports what it lost.
@@ -48,20 +50,24 @@ fn node(etcd: &Etcd, cluster: &str, sync: &str, n: usize) -> Node {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let sprout = Server::start(&args);
     let port = sprout.port;
-    let supervisor = Command::new(env!("CARGO_BIN_EXE_sproutctl"))
-        .args(["--etcd", &etcd.url, "--cluster", cluster, "supervise"])
-        .args(["--node", &format!("127.0.0.1:{port}"), "--ttl", TTL])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start sproutctl supervise");
+    let supervisor = supervise(etcd, cluster, port);
     Node {
         dir,
         port,
         sprout: Some(sprout),
         supervisor,
     }
+}
+
+fn supervise(etcd: &Etcd, cluster: &str, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_sproutctl"))
+        .args(["--etcd", &etcd.url, "--cluster", cluster, "supervise"])
+        .args(["--node", &format!("127.0.0.1:{port}"), "--ttl", TTL])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start sproutctl supervise")
 }
 
 impl Drop for Node {
@@ -316,16 +322,40 @@ fn run_cluster(sync: &str) -> Report {
     // 3. The stopped one goes on, and finds itself a replica.
     nodes[second].sprout.as_ref().unwrap().signal(libc::SIGCONT);
     until_acks(&ledger, 200);
+    let (p3, _) = primary(&ports).expect("a third primary");
+    assert_ne!(p3, p2, "the stopped node leads again");
+
+    // 4. The third primary's whole machine is lost: its supervisor dies
+    // with it, so nobody gives up its lease; the others wait for etcd to
+    // let it lapse (a TTL at most), then elect.
+    until_replicas_follow(&ports, p3);
+    until_acks(&ledger, 100);
+    let third = nodes.iter().position(|n| n.port == p3).unwrap();
+    let lost = Instant::now();
+    let _ = nodes[third].supervisor.kill();
+    common::crash(nodes[third].sprout.take().unwrap());
+    failovers.push(until_acked_after(&ledger, lost, p3, "the machine's loss"));
+    until_acks(&ledger, 100);
+    // The machine comes back: its sprout on its port and directory, and
+    // its supervisor, which finds it a replica.
+    let _ = nodes[third].supervisor.wait();
+    let args = sprout_args(&nodes[third].dir, sync);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    nodes[third].sprout = Some(Server::start_on(p3, &args).expect("restart on its port"));
+    nodes[third].supervisor = supervise(&etcd, &cluster, p3);
+    let (p4, _) = primary(&ports).expect("a fourth primary");
+    until_replicas_follow(&ports, p4);
+    until_acks(&ledger, 200);
     stop.store(true, Ordering::Relaxed);
     producer.join().unwrap();
 
     let l = ledger.lock().unwrap();
-    let (p3, _) = primary(&ports).expect("a final primary");
-    assert_ne!(p3, p2, "the stopped node leads again");
+    let (p4, _) = primary(&ports).expect("a final primary");
+    assert_ne!(p4, p3, "the lost machine leads again");
     let upto = l.puts.iter().map(|p| p.0).max().unwrap() + 50;
-    let on_primary = held(p3, upto);
+    let on_primary = held(p4, upto);
     // Every node comes to hold the same jobs.
-    for &p in ports.iter().filter(|&&p| p != p3) {
+    for &p in ports.iter().filter(|&&p| p != p4) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while held(p, upto) != on_primary {
             assert!(Instant::now() < deadline, "node {p} never came in step");
@@ -374,7 +404,7 @@ fn run_cluster(sync: &str) -> Report {
         String::from_utf8_lossy(&out.stderr)
     );
     let id: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    let mut c = Conn::open(p3).unwrap();
+    let mut c = Conn::open(p4).unwrap();
     let found = c.line(format!("peek {id}\r\n").as_bytes());
     assert_eq!(found, Some(format!("FOUND {id} 8")));
     for mut n in nodes {
@@ -385,7 +415,7 @@ fn run_cluster(sync: &str) -> Report {
         }
     }
     eprintln!(
-        "cluster --sync-replicas {sync}: failovers {:?} (kill -9, SIGSTOP; lease TTL {TTL}s), {} puts acknowledged, {} lost, {} deletes undone, ids fell: {:?}",
+        "cluster --sync-replicas {sync}: failovers {:?} (kill -9, SIGSTOP, kill -9 with its supervisor; lease TTL {TTL}s), {} puts acknowledged, {} lost, {} deletes undone, ids fell: {:?}",
         report.failovers, report.acked, report.lost, report.deletes_undone, report.id_fell
     );
     report
